@@ -1,0 +1,63 @@
+import { z } from "zod";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+const port = z.number().int().min(0).max(65535);
+const positiveMs = z.number().int().min(1);
+
+/** The configuration schema: every setting, its type, range and default, in one place. */
+export const gatewayConfigSchema = z
+  .object({
+    /** Address to listen on; unset means every interface (IPv6 and IPv4 where available). */
+    host: z.string().min(1).optional(),
+    port: port.default(8080),
+    tls: z
+      .object({
+        certFile: z.string().min(1),
+        keyFile: z.string().min(1),
+      })
+      .strict()
+      .optional(),
+    reflection: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        /** Largest single message accepted or sent, in bytes (gRPC's customary default is 4 MiB). */
+        maxMessageBytes: z.number().int().min(1).max(2 ** 32 - 1).default(4 * MiB),
+        /** Largest header block a client may send (HTTP/1.1 header section, HTTP/2 header list). */
+        maxHeaderBytes: z.number().int().min(1 * KiB).max(1 * MiB).default(16 * KiB),
+        /** Time a client has to send its complete request headers (slowloris guard). */
+        headersTimeoutMs: positiveMs.default(10_000),
+        /** A connection with no open call is closed after this much silence. */
+        idleTimeoutMs: positiveMs.default(120_000),
+        /** Streams one HTTP/2 connection may have open at once. */
+        maxConcurrentStreams: z.number().int().min(1).max(2 ** 31 - 1).default(256),
+        /** Largest deadline a client may ask for; 0 means no maximum. */
+        maxTimeoutMs: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .prefault({}),
+    shutdown: z
+      .object({
+        /** How long in-flight calls may take to finish after SIGTERM before they are cancelled. */
+        graceMs: z.number().int().min(0).default(20_000),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** The validated configuration with every default filled in. */
+export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+
+/** Raw, partial configuration as written in a file or assembled from the environment. */
+export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;

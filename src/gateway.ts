@@ -1,0 +1,135 @@
+import { readFileSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { DescService } from "@bufbuild/protobuf";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import type { GatewayConfig } from "./config/gateway-config.js";
+import { defaultInterceptors } from "./interceptors/default-chain.js";
+import { createHealthEndpoints } from "./ops/health-endpoints.js";
+import { createHealthService } from "./ops/health-service.js";
+import { HealthStatusRegistry, ServingStatus } from "./ops/health-status.js";
+import type { Logger } from "./ops/logger.js";
+import { Readiness } from "./ops/readiness.js";
+import { registerReflection } from "./ops/reflection-service.js";
+import type { HttpRequest, HttpResponse } from "./server/http-types.js";
+import { SinglePortServer } from "./server/single-port-server.js";
+import { answerUnknownProcedure } from "./server/unknown-procedure.js";
+import { createWebApp } from "./server/web-app.js";
+import { demoServices, registerDemoServices } from "./services/demo-services.js";
+
+/** A running (or ready to run) gateway: one port, every protocol, health, reflection and graceful shutdown. */
+export interface Gateway {
+  readonly readiness: Readiness;
+  readonly health: HealthStatusRegistry;
+  /** Fully-qualified names of every RPC service served. */
+  readonly serviceNames: readonly string[];
+  /** Bind the configured port (0 picks a free one) and start taking traffic. */
+  listen(): Promise<AddressInfo>;
+  /** Graceful shutdown: not ready, refuse new connections, drain calls within the grace period, close. */
+  shutdown(): Promise<void>;
+  /** Calls currently being served. */
+  inFlightCalls(): number;
+}
+
+/** Assemble the gateway from a validated configuration. */
+export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
+  const health = new HealthStatusRegistry();
+  const readiness = new Readiness(health);
+  const shutdownController = new AbortController();
+
+  const served: DescService[] = [...demoServices, Health];
+  const routes = (router: ConnectRouter) => {
+    registerDemoServices(router);
+    router.service(Health, createHealthService(health));
+    if (config.reflection.enabled) served.push(...registerReflection(router, served));
+  };
+
+  const plainRoutes = createHealthEndpoints(readiness);
+  const webApp = createWebApp(plainRoutes);
+  const notRpc = (req: HttpRequest, res: HttpResponse) => {
+    if (answerUnknownProcedure(req, res)) return;
+    if (req.httpVersionMajor === 1) {
+      webApp(req as IncomingMessage, res as unknown as ServerResponse);
+      return;
+    }
+    // express cannot serve HTTP/2 requests; the ops endpoints are plain handlers that can.
+    const path = (req.url ?? "/").split("?", 1)[0];
+    const handler = req.method === "GET" ? plainRoutes[path] : undefined;
+    if (handler) handler(req, res);
+    else {
+      res.statusCode = 404;
+      res.end();
+    }
+  };
+
+  const rpcHandler = connectNodeAdapter({
+    routes,
+    fallback: notRpc,
+    interceptors: defaultInterceptors({ logger }),
+    readMaxBytes: config.limits.maxMessageBytes,
+    writeMaxBytes: config.limits.maxMessageBytes,
+    maxTimeoutMs: config.limits.maxTimeoutMs,
+    shutdownSignal: shutdownController.signal,
+  });
+
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const onRequest = (req: HttpRequest, res: HttpResponse) => {
+    inFlight++;
+    res.once("close", () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+    // While draining, HTTP/1.1 connections close after their current response.
+    if (!readiness.isReady && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    rpcHandler(req, res);
+  };
+
+  const server = new SinglePortServer({
+    onRequest,
+    logger,
+    limits: config.limits,
+    tls: config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
+  });
+
+  for (const service of served) health.set(service.typeName, ServingStatus.NOT_SERVING);
+  health.set("", ServingStatus.NOT_SERVING);
+
+  let shuttingDown: Promise<void> | undefined;
+  return {
+    readiness,
+    health,
+    get serviceNames() {
+      return served.map((s) => s.typeName);
+    },
+    async listen() {
+      const address = await server.listen(config.port, config.host);
+      readiness.markReady();
+      logger.info({ address: address.address, port: address.port, tls: Boolean(config.tls) }, "listening");
+      return address;
+    },
+    inFlightCalls: () => inFlight,
+    shutdown() {
+      shuttingDown ??= (async () => {
+        logger.info({ inFlight, graceMs: config.shutdown.graceMs }, "draining");
+        readiness.markDraining();
+        server.stopAccepting();
+        if (inFlight > 0) {
+          const allDone = new Promise<void>((resolve) => (drained = resolve));
+          await Promise.race([allDone, sleep(config.shutdown.graceMs, undefined, { ref: false })]);
+        }
+        if (inFlight > 0) {
+          logger.warn({ inFlight }, "grace period over: cancelling the remaining calls");
+          shutdownController.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+          await sleep(250);
+        }
+        server.destroyAll();
+        logger.info("stopped");
+      })();
+      return shuttingDown;
+    },
+  };
+}

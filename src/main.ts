@@ -1,0 +1,43 @@
+import { ConfigError, loadConfig } from "./config/load-config.js";
+import { createGateway } from "./gateway.js";
+import { createLogger } from "./ops/logger.js";
+
+/** Entry point: load config → build the gateway → listen → shut down gracefully on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`connect-gateway: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.log.level);
+  const gateway = createGateway(config, logger);
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting at once");
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, "shutdown requested");
+    gateway.shutdown().then(
+      () => logger.flush(() => process.exit(0)),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        logger.flush(() => process.exit(1));
+      },
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  await gateway.listen();
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`connect-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

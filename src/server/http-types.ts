@@ -1,0 +1,12 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
+
+/** A request on either HTTP version (Node's HTTP/2 compatibility API mirrors HTTP/1.1's). */
+export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
+
+/** A response on either HTTP version, as connect-node's adapter types it. */
+export type HttpResponse = Parameters<ReturnType<typeof connectNodeAdapter>>[1];
+
+/** A request listener for both HTTP versions. */
+export type HttpHandler = (req: HttpRequest, res: HttpResponse) => void;

@@ -1,0 +1,157 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { AddressInfo } from "node:net";
+import { classifyConnectionStart } from "./http2-preface.js";
+import type { Logger } from "../ops/logger.js";
+import type { HttpHandler } from "./http-types.js";
+
+
+/** Connection-level limits; see GatewayConfig.limits for their meaning and defaults. */
+export interface ConnectionLimits {
+  maxHeaderBytes: number;
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConcurrentStreams: number;
+}
+
+export interface SinglePortServerOptions {
+  onRequest: HttpHandler;
+  limits: ConnectionLimits;
+  logger: Logger;
+  /** PEM certificate and key; when set the port speaks TLS and negotiates h2 or http/1.1 by ALPN. */
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+/**
+ * One listening port for HTTP/1.1 and HTTP/2.
+ *
+ * Cleartext: Node's http2 server only speaks HTTP/2, so each new socket is sniffed for the
+ * HTTP/2 connection preface and handed to the HTTP/2 or the HTTP/1.1 server.
+ * TLS: ALPN decides, through http2's allowHTTP1.
+ */
+export class SinglePortServer {
+  private readonly listener: net.Server;
+  private readonly http1: http.Server | undefined;
+  private readonly http2Server: http2.Http2Server | http2.Http2SecureServer;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly sniffing = new Set<net.Socket>();
+  private readonly http1Sockets = new Set<net.Socket>();
+
+  constructor(private readonly options: SinglePortServerOptions) {
+    const { limits, onRequest, tls } = options;
+    const http2Options: http2.ServerOptions = {
+      maxSendHeaderBlockLength: limits.maxHeaderBytes,
+      settings: {
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxHeaderListSize: limits.maxHeaderBytes,
+        enablePush: false,
+      },
+    };
+    if (tls) {
+      const secure = http2.createSecureServer(
+        { ...http2Options, cert: tls.cert, key: tls.key, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
+        onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      );
+      secure.on("secureConnection", (socket: net.Socket) => this.trackHttp1Socket(socket));
+      this.http2Server = secure;
+      this.listener = secure;
+      this.http1 = undefined;
+    } else {
+      this.http2Server = http2.createServer(http2Options, onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+      this.http1 = http.createServer(
+        {
+          maxHeaderSize: limits.maxHeaderBytes,
+          headersTimeout: limits.headersTimeoutMs,
+          keepAliveTimeout: limits.idleTimeoutMs,
+        },
+        onRequest as http.RequestListener,
+      );
+      this.listener = net.createServer({ pauseOnConnect: true }, (socket) => this.sniff(socket));
+    }
+    this.http2Server.on("session", (session) => {
+      this.sessions.add(session);
+      // Idle connections are closed gracefully (GOAWAY lets open streams finish) rather than cut.
+      session.setTimeout(limits.idleTimeoutMs, () => session.close());
+      session.on("close", () => this.sessions.delete(session));
+      session.on("error", (err) => options.logger.debug({ err }, "http/2 session error"));
+    });
+    this.http2Server.on("sessionError", (err) => options.logger.debug({ err }, "http/2 session error"));
+  }
+
+  /** Start listening; resolves with the bound address (port 0 picks a free port). */
+  listen(port: number, host?: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.listener.once("error", reject);
+      this.listener.listen({ port, host }, () => {
+        this.listener.off("error", reject);
+        // The HTTP/1.1 server never listens itself; its header and request timeout checks are
+        // started by its "listening" event, so it is told once the shared port is open.
+        this.http1?.emit("listening");
+        resolve(this.listener.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stop accepting connections and ask every open connection to finish its calls and close. */
+  stopAccepting(): void {
+    this.listener.close();
+    for (const socket of this.sniffing) socket.destroy();
+    for (const session of this.sessions) session.close();
+    this.http1?.closeIdleConnections();
+  }
+
+  /** Number of connections still open. */
+  openConnections(): number {
+    return this.sessions.size + this.http1Sockets.size + this.sniffing.size;
+  }
+
+  /** Cut every remaining connection. */
+  destroyAll(): void {
+    for (const session of this.sessions) session.destroy();
+    for (const socket of this.http1Sockets) socket.destroy();
+    for (const socket of this.sniffing) socket.destroy();
+    this.http1?.close(() => undefined);
+  }
+
+  private sniff(socket: net.Socket): void {
+    this.sniffing.add(socket);
+    let received: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), this.options.limits.headersTimeoutMs);
+    const finish = () => {
+      clearTimeout(timer);
+      this.sniffing.delete(socket);
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+    };
+    const onError = () => finish();
+    const onClose = () => finish();
+    const onData = (chunk: Buffer) => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      const verdict = classifyConnectionStart(received);
+      if (verdict === "undecided") return;
+      finish();
+      socket.pause();
+      socket.unshift(received);
+      if (verdict === "http2") {
+        // The http2 server reads the replayed bytes itself; resuming here would lose them.
+        this.http2Server.emit("connection", socket);
+      } else {
+        this.trackHttp1Socket(socket);
+        this.http1!.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    socket.resume();
+  }
+
+  private trackHttp1Socket(socket: net.Socket): void {
+    if ((socket as { alpnProtocol?: string | false }).alpnProtocol === "h2") return;
+    this.http1Sockets.add(socket);
+    socket.once("close", () => this.http1Sockets.delete(socket));
+  }
+}

@@ -1,0 +1,37 @@
+import type { HttpRequest, HttpResponse } from "./http-types.js";
+
+const RPC_PATH = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
+const CONNECT_CONTENT_TYPE = /^application\/(connect\+)?(json|proto)\b/;
+
+/**
+ * Answer a call to a procedure this gateway does not serve, in the caller's own protocol,
+ * so every client reports UNIMPLEMENTED with a readable message.
+ * Returns false when the request does not look like an RPC at all.
+ */
+export function answerUnknownProcedure(
+  req: HttpRequest,
+  res: HttpResponse,
+): boolean {
+  const contentType = req.headers["content-type"] ?? "";
+  const path = (req.url ?? "/").split("?", 1)[0];
+  const message = `unknown procedure ${path}`;
+  if (contentType.startsWith("application/grpc")) {
+    // A trailers-only response: the status travels in the only header block.
+    res.writeHead(200, {
+      "content-type": contentType.split(";", 1)[0],
+      "grpc-status": "12",
+      "grpc-message": encodeURIComponent(message),
+    });
+    res.end();
+    return true;
+  }
+  const looksLikeConnect =
+    RPC_PATH.test(path) &&
+    ((req.method === "POST" && CONNECT_CONTENT_TYPE.test(contentType)) ||
+      (req.method === "GET" && /[?&]connect=v1\b/.test(req.url ?? "")));
+  if (!looksLikeConnect) return false;
+  const body = JSON.stringify({ code: "unimplemented", message });
+  res.writeHead(404, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+  return true;
+}
