@@ -39,11 +39,12 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   const health = new HealthStatusRegistry();
   const readiness = new Readiness(health);
   const shutdownController = new AbortController();
+  const drainController = new AbortController();
 
   const served: DescService[] = [...demoServices, Health];
   const routes = (router: ConnectRouter) => {
     registerDemoServices(router);
-    router.service(Health, createHealthService(health));
+    router.service(Health, createHealthService(health, drainController.signal));
     if (config.reflection.enabled) served.push(...registerReflection(router, served));
   };
 
@@ -116,6 +117,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
       shuttingDown ??= (async () => {
         logger.info({ inFlight, graceMs: config.shutdown.graceMs }, "draining");
         readiness.markDraining();
+        drainController.abort();
         server.stopAccepting();
         if (inFlight > 0) {
           const allDone = new Promise<void>((resolve) => (drained = resolve));

@@ -11,8 +11,12 @@ import { HealthStatusRegistry, ServingStatus } from "./health-status.js";
 /** grpc.health.v1 caps List at 100 services; more is RESOURCE_EXHAUSTED. */
 const MAX_LISTED_SERVICES = 100;
 
-/** grpc.health.v1.Health (Check, List, Watch) backed by a status registry. */
-export function createHealthService(registry: HealthStatusRegistry): ServiceImpl<typeof Health> {
+/**
+ * grpc.health.v1.Health (Check, List, Watch) backed by a status registry.
+ * When `drainSignal` aborts, open Watch streams end after their last status, so they do not
+ * hold a graceful shutdown open for its whole grace period.
+ */
+export function createHealthService(registry: HealthStatusRegistry, drainSignal?: AbortSignal): ServiceImpl<typeof Health> {
   return {
     check(request: HealthCheckRequest) {
       const status = registry.get(request.service);
@@ -29,7 +33,8 @@ export function createHealthService(registry: HealthStatusRegistry): ServiceImpl
       return { statuses: Object.fromEntries(entries.map(([name, status]) => [name, { status }])) };
     },
     async *watch(request: HealthCheckRequest, context: HandlerContext) {
-      yield* watchStatus(registry, request.service, context.signal);
+      const stop = drainSignal ? AbortSignal.any([context.signal, drainSignal]) : context.signal;
+      yield* watchStatus(registry, request.service, stop);
     },
   };
 }
