@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import type { GatewayConfig } from "./config/gateway-config.js";
@@ -15,6 +15,7 @@ import type { Logger } from "./ops/logger.js";
 import { Readiness } from "./ops/readiness.js";
 import { registerReflection } from "./ops/reflection-service.js";
 import type { HttpRequest, HttpResponse } from "./server/http-types.js";
+import { createRpcDispatcher } from "./server/rpc-dispatcher.js";
 import { SinglePortServer } from "./server/single-port-server.js";
 import { answerUnknownProcedure } from "./server/unknown-procedure.js";
 import { createWebApp } from "./server/web-app.js";
@@ -66,14 +67,20 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     }
   };
 
-  const rpcHandler = connectNodeAdapter({
+  const rpcHandler = createRpcDispatcher({
     routes,
     fallback: notRpc,
-    interceptors: defaultInterceptors({ logger }),
-    readMaxBytes: config.limits.maxMessageBytes,
-    writeMaxBytes: config.limits.maxMessageBytes,
-    maxTimeoutMs: config.limits.maxTimeoutMs,
-    shutdownSignal: shutdownController.signal,
+    fastPath: config.fastPath.enabled,
+    logger,
+    router: {
+      interceptors: defaultInterceptors({ logger }),
+      // gzip is what gRPC and Connect clients commonly offer; brotli for browsers using Connect.
+      acceptCompression: [compressionGzip, compressionBrotli],
+      readMaxBytes: config.limits.maxMessageBytes,
+      writeMaxBytes: config.limits.maxMessageBytes,
+      maxTimeoutMs: config.limits.maxTimeoutMs,
+      shutdownSignal: shutdownController.signal,
+    },
   });
 
   let inFlight = 0;

@@ -23,6 +23,13 @@ export const gatewayConfigSchema = z
       .object({ enabled: z.boolean().default(true) })
       .strict()
       .prefault({}),
+    fastPath: z
+      .object({
+        /** Serve plain unary calls without connect-node's per-call pipeline (same behaviour, less CPU). */
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     limits: z
       .object({
         /** Largest single message accepted or sent, in bytes (gRPC's customary default is 4 MiB). */

@@ -85,8 +85,11 @@ describe("TLS with ALPN on the same port", () => {
 
   it("negotiates http/1.1 by ALPN", async () => {
     const res = await new Promise<{ status: number; protocol: string | false | null }>((resolve, reject) => {
+      const options: https.RequestOptions & { ALPNProtocols: string[] } = {
+        host: "127.0.0.1", port: gw.port, path: "/readyz", ca: cert, ALPNProtocols: ["http/1.1"], agent: false,
+      };
       const req = https.get(
-        { host: "127.0.0.1", port: gw.port, path: "/readyz", ca: cert, ALPNProtocols: ["http/1.1"], agent: false },
+        options,
         (response) => {
           response.resume();
           resolve({ status: response.statusCode ?? 0, protocol: (response.socket as import("node:tls").TLSSocket).alpnProtocol });
