@@ -16,7 +16,7 @@ import { Readiness } from "./ops/readiness.js";
 import { registerReflection } from "./ops/reflection-service.js";
 import type { HttpRequest, HttpResponse } from "./server/http-types.js";
 import { createRpcDispatcher } from "./server/rpc-dispatcher.js";
-import { SinglePortServer } from "./server/single-port-server.js";
+import { SinglePortServer, type StreamHandler } from "./server/single-port-server.js";
 import { answerUnknownProcedure } from "./server/unknown-procedure.js";
 import { createWebApp } from "./server/web-app.js";
 import { demoServices, registerDemoServices } from "./services/demo-services.js";
@@ -67,7 +67,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     }
   };
 
-  const rpcHandler = createRpcDispatcher({
+  const rpc = createRpcDispatcher({
     routes,
     fallback: notRpc,
     fastPath: config.fastPath.enabled,
@@ -78,26 +78,36 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
       acceptCompression: [compressionGzip, compressionBrotli],
       readMaxBytes: config.limits.maxMessageBytes,
       writeMaxBytes: config.limits.maxMessageBytes,
-      maxTimeoutMs: config.limits.maxTimeoutMs,
+      // connect treats 0 as "no deadline may be set"; our 0 means "no maximum".
+      maxTimeoutMs: config.limits.maxTimeoutMs === 0 ? undefined : config.limits.maxTimeoutMs,
       shutdownSignal: shutdownController.signal,
     },
   });
 
   let inFlight = 0;
   let drained: (() => void) | undefined;
-  const onRequest = (req: HttpRequest, res: HttpResponse) => {
+  const track = (call: { once(event: "close", listener: () => void): unknown }) => {
     inFlight++;
-    res.once("close", () => {
+    call.once("close", () => {
       inFlight--;
       if (inFlight === 0) drained?.();
     });
+  };
+  const onRequest = (req: HttpRequest, res: HttpResponse) => {
+    track(res);
     // While draining, HTTP/1.1 connections close after their current response.
     if (!readiness.isReady && req.httpVersionMajor === 1) res.setHeader("connection", "close");
-    rpcHandler(req, res);
+    rpc.handleRequest(req, res);
+  };
+  const onStream: StreamHandler = (stream, headers, rawHeaders) => {
+    if (!rpc.handleStream(stream, headers, rawHeaders)) return false;
+    track(stream);
+    return true;
   };
 
   const server = new SinglePortServer({
     onRequest,
+    onStream,
     logger,
     limits: config.limits,
     tls: config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },

@@ -15,8 +15,13 @@ export interface ConnectionLimits {
   maxConcurrentStreams: number;
 }
 
+/** Serves a raw HTTP/2 stream; returns false to have it served through onRequest instead. */
+export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]) => boolean;
+
 export interface SinglePortServerOptions {
   onRequest: HttpHandler;
+  /** Tried first for every HTTP/2 stream, before Node's request/response objects are built. */
+  onStream?: StreamHandler;
   limits: ConnectionLimits;
   logger: Logger;
   /** PEM certificate and key; when set the port speaks TLS and negotiates h2 or http/1.1 by ALPN. */
@@ -39,7 +44,7 @@ export class SinglePortServer {
   private readonly http1Sockets = new Set<net.Socket>();
 
   constructor(private readonly options: SinglePortServerOptions) {
-    const { limits, onRequest, tls } = options;
+    const { limits, onRequest, onStream, tls } = options;
     const http2Options: http2.ServerOptions = {
       maxSendHeaderBlockLength: limits.maxHeaderBytes,
       settings: {
@@ -69,6 +74,19 @@ export class SinglePortServer {
       );
       this.listener = net.createServer({ pauseOnConnect: true }, (socket) => this.sniff(socket));
     }
+    // Node's compatibility layer turns every stream into a request/response pair; this gateway
+    // lets onStream look at the raw stream first and builds that pair itself only when needed.
+    this.http2Server.removeAllListeners("stream");
+    const onNewStream = (
+      stream: http2.ServerHttp2Stream,
+      headers: http2.IncomingHttpHeaders,
+      _flags: number,
+      rawHeaders: string[],
+    ) => {
+      if (onStream?.(stream, headers, rawHeaders)) return;
+      serveThroughRequestApi(stream, headers, rawHeaders, onRequest);
+    };
+    (this.http2Server as http2.Http2Server).on("stream", onNewStream as never);
     this.http2Server.on("session", (session) => {
       this.sessions.add(session);
       // Idle connections are closed gracefully (GOAWAY lets open streams finish) rather than cut.
@@ -154,4 +172,30 @@ export class SinglePortServer {
     this.http1Sockets.add(socket);
     socket.once("close", () => this.http1Sockets.delete(socket));
   }
+}
+
+/** What Node's own HTTP/2 compatibility layer does for a new stream, minus the CONNECT method. */
+function serveThroughRequestApi(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  rawHeaders: string[],
+  onRequest: HttpHandler,
+): void {
+  const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+  const res = new http2.Http2ServerResponse(stream);
+  if (headers[":method"] === "CONNECT") {
+    res.statusCode = 405;
+    res.end();
+    return;
+  }
+  const expect = headers.expect;
+  if (expect !== undefined) {
+    if (expect !== "100-continue") {
+      res.statusCode = 417;
+      res.end();
+      return;
+    }
+    res.writeContinue();
+  }
+  onRequest(req, res);
 }

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import {
   createContextValues,
+  type ContextValues,
   type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
@@ -9,6 +10,36 @@ import {
 } from "@connectrpc/connect";
 import { create, isMessage, type DescMessage, type DescMethodUnary, type MessageShape } from "@bufbuild/protobuf";
 import { NodeHeadersView } from "./node-headers-view.js";
+
+/** Response headers and trailers of one call, created only if somebody sets one. */
+export class ResponseMetadata {
+  private headerValue: Headers | undefined;
+  private trailerValue: Headers | undefined;
+
+  get header(): Headers {
+    return (this.headerValue ??= new Headers());
+  }
+
+  get trailer(): Headers {
+    return (this.trailerValue ??= new Headers());
+  }
+
+  /** The headers if any were created, without creating them. */
+  peekHeader(): Headers | undefined {
+    return this.headerValue;
+  }
+
+  /** The trailers if any were created, without creating them. */
+  peekTrailer(): Headers | undefined {
+    return this.trailerValue;
+  }
+
+  /** Adopt the headers and trailers an interceptor answered with instead of ours. */
+  adopt(response: UnaryResponse): void {
+    this.headerValue = response.header;
+    this.trailerValue = response.trailer;
+  }
+}
 
 /** What the fast path knows about one call before it runs the implementation. */
 export interface UnaryCallInput {
@@ -20,15 +51,7 @@ export interface UnaryCallInput {
   /** Creates the call's abort signal, only if somebody asks for it. */
   signal: () => AbortSignal;
   /** Response headers and trailers; the implementation may add to them even when it fails. */
-  responseHeader: Headers;
-  responseTrailer: Headers;
-}
-
-/** The outcome of a unary call: the output message plus the headers and trailers to send. */
-export interface UnaryCallOutput {
-  message: MessageShape<DescMessage>;
-  header: Headers;
-  trailer: Headers;
+  response: ResponseMetadata;
 }
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
@@ -36,21 +59,22 @@ type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 /**
  * Run one unary call through the interceptor chain into the implementation, the way
  * connect's own handlers do, but building the request and context lazily: the URL, the
- * abort signal and the request Headers are only created when something reads them.
+ * abort signal, the request Headers and the response Headers are only created when
+ * something reads them.
  */
-export function invokeUnary(
+export async function invokeUnary(
   spec: UnarySpec,
   interceptors: readonly Interceptor[],
   input: UnaryCallInput,
   message: MessageShape<DescMessage>,
-): Promise<UnaryCallOutput> {
+): Promise<MessageShape<DescMessage>> {
   const method = spec.method as DescMethodUnary;
   const service = method.parent;
+  const metadata = input.response;
   let url: string | undefined;
   let signal: AbortSignal | undefined;
   let header: Headers | undefined;
-  let values: ReturnType<typeof createContextValues> | undefined;
-  const { responseHeader, responseTrailer } = input;
+  let values: ContextValues | undefined;
 
   const request: UnaryRequest = {
     stream: false,
@@ -72,6 +96,7 @@ export function invokeUnary(
     },
   };
 
+  let ownResponse: UnaryResponse | undefined;
   const implementation = async (req: UnaryRequest): Promise<UnaryResponse> => {
     const context: HandlerContext = {
       method,
@@ -88,26 +113,37 @@ export function invokeUnary(
       get requestHeader() {
         return req.header;
       },
-      responseHeader,
-      responseTrailer,
+      get responseHeader() {
+        return metadata.header;
+      },
+      get responseTrailer() {
+        return metadata.trailer;
+      },
       get values() {
         return req.contextValues;
       },
     };
     const output = await spec.impl(req.message, context);
-    return {
+    return (ownResponse = {
       stream: false,
       service,
       method,
       message: isMessage(output, method.output) ? output : create(method.output, output),
-      header: responseHeader,
-      trailer: responseTrailer,
-    };
+      get header() {
+        return metadata.header;
+      },
+      get trailer() {
+        return metadata.trailer;
+      },
+    });
   };
 
+  if (interceptors.length === 0) return (await implementation(request)).message;
   let next = implementation as (req: UnaryRequest) => Promise<UnaryResponse>;
   for (let i = interceptors.length - 1; i >= 0; i--) {
     next = interceptors[i](next as never) as unknown as typeof next;
   }
-  return next(request).then((res) => ({ message: res.message, header: res.header, trailer: res.trailer }));
+  const response = await next(request);
+  if (response !== ownResponse) metadata.adopt(response);
+  return response.message;
 }

@@ -4,13 +4,13 @@ import { codeToHttpStatus, errorToJsonBytes, trailerMux } from "@connectrpc/conn
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import type { HttpRequest, HttpResponse } from "../http-types.js";
-import { invokeUnary, type UnaryCallInput } from "./unary-call.js";
+import type { IncomingHttpHeaders } from "node:http";
+import { invokeUnary, ResponseMetadata, type UnaryCallInput } from "./unary-call.js";
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 
 /** How the fast path speaks one request content-type. */
-interface WireFormat {
+export interface WireFormat {
   protocol: "grpc" | "grpc-web" | "connect";
   binary: boolean;
   responseContentType: string;
@@ -30,6 +30,7 @@ const ENVELOPE_HEADER_BYTES = 5;
 const GRPC_WEB_TRAILER_FLAG = 0x80;
 const COMPRESSED_FLAG = 0x01;
 const OK_TRAILER = new Headers({ "grpc-status": "0" });
+const OK_TRAILERS_OBJECT: Readonly<Record<string, string>> = Object.freeze({ "grpc-status": "0" });
 const OK_GRPC_WEB_TRAILER_FRAME = envelope(GRPC_WEB_TRAILER_FLAG, trailerSerialize(OK_TRAILER));
 
 /** Settings shared with connect-node's handlers, so both paths apply the same limits. */
@@ -45,6 +46,25 @@ export interface FastPathOptions {
 /** Hands a request the fast path started to read over to connect-node, with the bytes read so far. */
 export type ReplayToConnect = (alreadyRead: Buffer[], requestEnded: boolean) => void;
 
+/** A complete unary answer, ready for either HTTP API to write. */
+export interface UnaryReply {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Uint8Array | undefined;
+  /** HTTP trailers (gRPC over HTTP/2 only). */
+  trailers: Readonly<Record<string, string | string[]>> | undefined;
+}
+
+/** The request facts the fast path needs, read once from whichever HTTP API carried it. */
+export interface UnaryRequestFacts {
+  headers: IncomingHttpHeaders;
+  httpVersionMajor: number;
+  /** Builds the absolute request URL, only if somebody asks for it. */
+  url: () => string;
+  /** Calls back when the call ends early because the client went away. */
+  onClientGone: (listener: () => void) => void;
+}
+
 /**
  * Serves well-formed unary calls over gRPC, gRPC-web and Connect (POST) without connect-node's
  * per-call machinery: no async-iterable pipeline, no eager Headers/URL/AbortController.
@@ -55,49 +75,63 @@ export type ReplayToConnect = (alreadyRead: Buffer[], requestEnded: boolean) => 
 export class UnaryFastPath {
   constructor(private readonly options: FastPathOptions) {}
 
-  /** Serve the call if it is a plain case; returns false (having consumed nothing) otherwise. */
-  tryServe(spec: UnarySpec, req: HttpRequest, res: HttpResponse, replay: ReplayToConnect): boolean {
-    if (req.method !== "POST") return false;
-    const headers = req.headers;
+  /** The wire format when this request is one the fast path serves, judged on headers alone. */
+  accepts(method: string | undefined, headers: IncomingHttpHeaders, httpVersionMajor: number): WireFormat | undefined {
+    if (method !== "POST") return undefined;
     const format = wireFormats.get(headers["content-type"] ?? "");
-    if (format === undefined) return false;
+    if (format === undefined) return undefined;
     if (format.protocol === "connect") {
-      if (!isIdentity(headers["content-encoding"]) || headers["connect-timeout-ms"] !== undefined) return false;
+      if (!isIdentity(headers["content-encoding"]) || headers["connect-timeout-ms"] !== undefined) return undefined;
       const version = headers["connect-protocol-version"];
-      if (version !== undefined && version !== "1") return false;
+      if (version !== undefined && version !== "1") return undefined;
     } else {
       // gRPC needs HTTP/2 trailers; connect-node decides what to do with gRPC over HTTP/1.1.
-      if (format.protocol === "grpc" && req.httpVersionMajor !== 2) return false;
-      if (!isIdentity(headers["grpc-encoding"]) || headers["grpc-timeout"] !== undefined) return false;
+      if (format.protocol === "grpc" && httpVersionMajor !== 2) return undefined;
+      if (!isIdentity(headers["grpc-encoding"]) || headers["grpc-timeout"] !== undefined) return undefined;
     }
     const declaredLength = Number(headers["content-length"] ?? 0);
-    if (declaredLength > this.options.readMaxBytes + ENVELOPE_HEADER_BYTES) return false;
+    if (declaredLength > this.options.readMaxBytes + ENVELOPE_HEADER_BYTES) return undefined;
+    return format;
+  }
 
+  /**
+   * Read the body from a readable request (compat request or raw HTTP/2 stream), then either
+   * answer through `write`, or call `replay` when connect-node must take over.
+   */
+  serve(
+    spec: UnarySpec,
+    format: WireFormat,
+    body: NodeJS.ReadableStream,
+    facts: UnaryRequestFacts,
+    write: (reply: UnaryReply) => void,
+    replay: ReplayToConnect,
+    fail: (error: unknown) => void,
+  ): void {
     const chunks: Buffer[] = [];
     let received = 0;
+    const limit = this.options.readMaxBytes + ENVELOPE_HEADER_BYTES;
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       received += chunk.length;
-      if (received > this.options.readMaxBytes + ENVELOPE_HEADER_BYTES) {
+      if (received > limit) {
         stopReading();
         replay(chunks, false);
       }
     };
     const onEnd = () => {
       stopReading();
-      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received);
-      const input = this.decode(spec, format, body);
+      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received);
+      const input = this.decode(spec, format, bytes);
       if (input === undefined) replay(chunks, true);
-      else void this.respond(spec, format, req, res, input);
+      else this.answer(spec, format, facts, input).then(write).catch(fail);
     };
     const stopReading = () => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.pause();
+      body.off("data", onData);
+      body.off("end", onEnd);
+      body.pause();
     };
-    req.on("data", onData);
-    req.on("end", onEnd);
-    return true;
+    body.on("data", onData);
+    body.on("end", onEnd);
   }
 
   /** The request message, or undefined when connect-node should produce the error. */
@@ -119,34 +153,31 @@ export class UnaryFastPath {
     }
   }
 
-  private async respond(
+  /** Run the call and build the reply: the message, or the error, in the client's protocol. */
+  private async answer(
     spec: UnarySpec,
     format: WireFormat,
-    req: HttpRequest,
-    res: HttpResponse,
+    facts: UnaryRequestFacts,
     message: MessageShape<DescMessage>,
-  ): Promise<void> {
-    const headers = req.headers;
+  ): Promise<UnaryReply> {
+    const headers = facts.headers;
     const acceptHeader = format.protocol === "connect" ? headers["accept-encoding"] : headers["grpc-accept-encoding"];
     const compression =
       acceptHeader === undefined
         ? null
         : compressionNegotiate(this.options.acceptCompression, null, String(acceptHeader), "").response;
-    const responseHeader = new Headers();
-    const responseTrailer = new Headers();
-    let abort: AbortController | undefined;
+    const response = new ResponseMetadata();
     let finished = false;
     const call: UnaryCallInput = {
       requestMethod: "POST",
       protocolName: format.protocol,
       headers,
-      responseHeader,
-      responseTrailer,
-      url: () => requestUrl(req),
+      response,
+      url: facts.url,
       signal: () => {
-        abort = new AbortController();
-        res.once("close", () => {
-          if (!finished) abort?.abort(new ConnectError("the client went away", Code.Canceled));
+        const abort = new AbortController();
+        facts.onClientGone(() => {
+          if (!finished) abort.abort(new ConnectError("the client went away", Code.Canceled));
         });
         return AbortSignal.any([abort.signal, this.options.shutdownSignal]);
       },
@@ -154,16 +185,15 @@ export class UnaryFastPath {
     let output: Uint8Array | undefined;
     let error: ConnectError | undefined;
     try {
-      const result = await invokeUnary(spec, this.options.interceptors, call, message);
-      output = this.serialize(spec, format, result.message);
+      output = this.serialize(spec, format, await invokeUnary(spec, this.options.interceptors, call, message));
     } catch (cause) {
       error = cause instanceof ConnectError ? cause : new ConnectError("internal error", Code.Internal, undefined, undefined, cause);
     } finally {
       finished = true;
     }
-    if (res.destroyed || res.writableEnded) return;
-    if (format.protocol === "connect") await this.writeConnect(res, format, responseHeader, responseTrailer, output, error, compression);
-    else await this.writeGrpc(res, format, responseHeader, responseTrailer, output, error, compression);
+    return format.protocol === "connect"
+      ? this.connectReply(format, response, output, error, compression)
+      : this.grpcReply(format, response, output, error, compression);
   }
 
   private serialize(spec: UnarySpec, format: WireFormat, message: MessageShape<DescMessage>): Uint8Array {
@@ -186,18 +216,17 @@ export class UnaryFastPath {
     return bytes;
   }
 
-  private async writeGrpc(
-    res: HttpResponse,
+  private async grpcReply(
     format: WireFormat,
-    responseHeader: Headers,
-    responseTrailer: Headers,
+    response: ResponseMetadata,
     output: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
-  ): Promise<void> {
-    const head: Record<string, string | string[]> = { "content-type": format.responseContentType };
-    if (compression) head["grpc-encoding"] = compression.name;
-    copyInto(head, responseHeader);
+  ): Promise<UnaryReply> {
+    const headers: Record<string, string | string[]> = { "content-type": format.responseContentType };
+    if (compression) headers["grpc-encoding"] = compression.name;
+    const responseHeader = response.peekHeader();
+    if (responseHeader) copyInto(headers, responseHeader);
     let frame: Uint8Array | undefined;
     if (output !== undefined) {
       frame =
@@ -205,34 +234,30 @@ export class UnaryFastPath {
           ? envelope(COMPRESSED_FLAG, await compression.compress(output))
           : envelope(0, output);
     }
-    const plainTrailer = error === undefined && isEmpty(responseTrailer);
-    const trailer = plainTrailer ? OK_TRAILER : withStatus(responseTrailer, error);
+    const responseTrailer = response.peekTrailer();
+    const plainTrailer = error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer));
+    const trailer = plainTrailer ? OK_TRAILER : withStatus(response.trailer, error);
     if (format.protocol === "grpc") {
-      res.writeHead(200, head);
-      (res as { addTrailers(t: Record<string, string | string[]>): void }).addTrailers(copyInto({}, trailer));
-      if (frame) res.end(frame);
-      else res.end();
-      return;
+      return { status: 200, headers, body: frame, trailers: plainTrailer ? OK_TRAILERS_OBJECT : copyInto({}, trailer) };
     }
     let trailerFrame = plainTrailer ? OK_GRPC_WEB_TRAILER_FRAME : envelope(GRPC_WEB_TRAILER_FLAG, trailerSerialize(trailer));
     if (compression && trailerFrame.byteLength - ENVELOPE_HEADER_BYTES >= this.options.compressMinBytes) {
-      trailerFrame = envelope(GRPC_WEB_TRAILER_FLAG | COMPRESSED_FLAG, await compression.compress(trailerFrame.subarray(ENVELOPE_HEADER_BYTES)));
+      const compressed = await compression.compress(trailerFrame.subarray(ENVELOPE_HEADER_BYTES));
+      trailerFrame = envelope(GRPC_WEB_TRAILER_FLAG | COMPRESSED_FLAG, compressed);
     }
-    res.writeHead(200, head);
-    res.end(frame ? Buffer.concat([frame, trailerFrame]) : trailerFrame);
+    return { status: 200, headers, body: frame ? Buffer.concat([frame, trailerFrame]) : trailerFrame, trailers: undefined };
   }
 
-  private async writeConnect(
-    res: HttpResponse,
+  private async connectReply(
     format: WireFormat,
-    responseHeader: Headers,
-    responseTrailer: Headers,
+    response: ResponseMetadata,
     output: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
-  ): Promise<void> {
+  ): Promise<UnaryReply> {
     let status = 200;
     let body: Uint8Array;
+    const responseHeader = response.header;
     if (error === undefined && output !== undefined) {
       responseHeader.set("content-type", format.responseContentType);
       body = output;
@@ -247,10 +272,11 @@ export class UnaryFastPath {
       body = await compression.compress(body);
       responseHeader.set("content-encoding", compression.name);
     }
-    const header = isEmpty(responseTrailer) ? responseHeader : trailerMux(responseHeader, responseTrailer);
+    const responseTrailer = response.peekTrailer();
+    const header =
+      responseTrailer === undefined || isEmpty(responseTrailer) ? responseHeader : trailerMux(responseHeader, responseTrailer);
     header.set("content-length", String(body.byteLength));
-    res.writeHead(status, copyInto({}, header));
-    res.end(body);
+    return { status, headers: copyInto({}, header), body, trailers: undefined };
   }
 }
 
@@ -282,10 +308,4 @@ function envelope(flags: number, data: Uint8Array): Buffer {
   frame.writeUInt32BE(data.byteLength, 1);
   frame.set(data, ENVELOPE_HEADER_BYTES);
   return frame;
-}
-
-function requestUrl(req: HttpRequest): string {
-  const encrypted = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted;
-  const authority = "authority" in req ? req.authority : req.headers.host;
-  return new URL(req.url ?? "/", `${encrypted ? "https" : "http"}://${authority ?? "localhost"}`).toString();
 }
