@@ -1,0 +1,264 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import { gzipSync } from "node:zlib";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CalculatorService, DivideRequestSchema } from "../../../gen/demo/v1/calculator_pb.js";
+import { GreeterService, GreetRequestSchema } from "../../../gen/demo/v1/greeter_pb.js";
+import { createCalculatorService } from "../../../src/services/calculator-service.js";
+import { createGreeterService } from "../../../src/services/greeter-service.js";
+import { createRpcDispatcher } from "../../../src/server/rpc-dispatcher.js";
+import { SinglePortServer } from "../../../src/server/single-port-server.js";
+import { createLogger } from "../../../src/ops/logger.js";
+
+/**
+ * The fast path must be indistinguishable from connect-node. Two servers with the same routes
+ * and interceptors, one with the fast path and one without, get the same raw requests; status,
+ * headers, trailers and body bytes must match.
+ */
+
+const MAX_MESSAGE_BYTES = 1024;
+
+// An interceptor that reads the request, and adds headers and trailers, as auth or tracing would.
+const tagging: Interceptor = (next) => async (req) => {
+  const res = await next(req);
+  res.header.set("x-seen-client", req.header.get("x-client") ?? "none");
+  res.trailer.set("x-handled-by", req.method.name);
+  return res;
+};
+// An interceptor that fails a call based on a request header, with error metadata.
+const refusing: Interceptor = (next) => async (req) => {
+  if (req.header.get("x-refuse") === "yes") {
+    throw new ConnectError("refused by interceptor", Code.PermissionDenied, { "x-reason": "test" });
+  }
+  return next(req);
+};
+
+function routes(router: ConnectRouter) {
+  router.service(CalculatorService, createCalculatorService());
+  // The greeter, plus an implementation that crashes with a plain Error and sets its own metadata.
+  const greeter = createGreeterService();
+  router.service(GreeterService, {
+    ...greeter,
+    greet(request, context) {
+      context.responseHeader.set("x-greeter", "demo");
+      context.responseTrailer.set("x-greeter-trailer", "done");
+      if (request.name === "crash") throw new TypeError("secret internal detail");
+      return greeter.greet(request, context);
+    },
+  });
+}
+
+async function startServer(fastPath: boolean) {
+  // Records whether each call's request headers were the fast path's lazy view or real Headers.
+  const headerKinds: string[] = [];
+  const probe: Interceptor = (next) => (req) => {
+    headerKinds.push(req.header instanceof Headers ? "Headers" : "lazy view");
+    return next(req);
+  };
+  const dispatcher = createRpcDispatcher({
+    routes,
+    fastPath,
+    fallback: (_req, res) => {
+      res.statusCode = 404;
+      res.end();
+    },
+    logger: createLogger("silent"),
+    router: {
+      interceptors: [probe, refusing, tagging],
+      acceptCompression: [compressionGzip, compressionBrotli],
+      readMaxBytes: MAX_MESSAGE_BYTES,
+      writeMaxBytes: MAX_MESSAGE_BYTES,
+      shutdownSignal: new AbortController().signal,
+    },
+  });
+  const server = new SinglePortServer({
+    onRequest: dispatcher.handleRequest,
+    onStream: dispatcher.handleStream,
+    logger: createLogger("silent"),
+    limits: { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 },
+  });
+  const address = await server.listen(0, "127.0.0.1");
+  return { port: address.port, server, headerKinds };
+}
+
+interface Exchange {
+  status: number;
+  headers: Record<string, unknown>;
+  trailers: Record<string, unknown>;
+  body: string;
+}
+
+// Framing and connection headers legitimately differ; everything else must not.
+const ignoredHeaders = new Set(["date", "connection", "keep-alive", "transfer-encoding"]);
+
+function comparable(headers: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(headers)
+      .filter(([name]) => !ignoredHeaders.has(name))
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
+}
+
+function sendHttp2(port: number, path: string, headers: Record<string, string>, body: Buffer): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", reject);
+    const stream = session.request({ ":method": "POST", ":path": path, ...headers });
+    const chunks: Buffer[] = [];
+    let responseHeaders: Record<string, unknown> = {};
+    let trailers: Record<string, unknown> = {};
+    stream.on("response", (h) => (responseHeaders = { ...h }));
+    stream.on("trailers", (t) => (trailers = { ...t }));
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => {
+      session.close();
+      const { ":status": status, ...rest } = responseHeaders;
+      resolve({ status: Number(status), headers: comparable(rest), trailers: comparable(trailers), body: Buffer.concat(chunks).toString("hex") });
+    });
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
+
+function sendHttp1(port: number, path: string, headers: Record<string, string>, body: Buffer): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, path, method: "POST", headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: comparable({ ...res.headers }),
+          trailers: comparable({ ...res.trailers }),
+          body: Buffer.concat(chunks).toString("hex"),
+        }),
+      );
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function envelope(message: Uint8Array, flags = 0, declaredLength = message.length): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = flags;
+  head.writeUInt32BE(declaredLength, 1);
+  return Buffer.concat([head, message]);
+}
+
+const divide = (dividend: number, divisor: number) => toBinary(DivideRequestSchema, create(DivideRequestSchema, { dividend, divisor }));
+const greet = (name: string) => toBinary(GreetRequestSchema, create(GreetRequestSchema, { name }));
+
+interface Case {
+  name: string;
+  path: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+const DIVIDE = "/demo.v1.CalculatorService/Divide";
+const GREET = "/demo.v1.GreeterService/Greet";
+const grpc = { "content-type": "application/grpc", te: "trailers" };
+const grpcWeb = { "content-type": "application/grpc-web+proto" };
+const connectJson = { "content-type": "application/json" };
+const connectProto = { "content-type": "application/proto" };
+
+const cases: Case[] = [];
+for (const [label, headers, encode] of [
+  ["grpc", grpc, (m: Uint8Array) => envelope(m)],
+  ["grpc-web", grpcWeb, (m: Uint8Array) => envelope(m)],
+  ["connect-proto", connectProto, (m: Uint8Array) => Buffer.from(m)],
+] as const) {
+  cases.push(
+    { name: `${label}: valid call`, path: DIVIDE, headers, body: encode(divide(10, 4)) },
+    { name: `${label}: implementation error`, path: DIVIDE, headers, body: encode(divide(1, 0)) },
+    { name: `${label}: error from another service`, path: GREET, headers, body: encode(greet("")) },
+    { name: `${label}: implementation crash with its own metadata`, path: GREET, headers, body: encode(greet("crash")) },
+    { name: `${label}: interceptor reads a header`, path: DIVIDE, headers: { ...headers, "x-client": "c-1" }, body: encode(divide(3, 1)) },
+    { name: `${label}: interceptor refuses with metadata`, path: DIVIDE, headers: { ...headers, "x-refuse": "yes" }, body: encode(divide(3, 1)) },
+    { name: `${label}: message over the size limit`, path: GREET, headers, body: encode(greet("x".repeat(2000))) },
+    { name: `${label}: client accepts gzip`, path: DIVIDE, headers: { ...headers, "grpc-accept-encoding": "gzip", "accept-encoding": "gzip" }, body: encode(divide(9, 3)) },
+    { name: `${label}: garbage protobuf`, path: DIVIDE, headers, body: encode(Uint8Array.from([0xff, 0xff, 0xff, 0xff])) },
+    { name: `${label}: empty body`, path: DIVIDE, headers, body: Buffer.alloc(0) },
+  );
+}
+for (const [label, headers] of [["grpc", grpc], ["grpc-web", grpcWeb]] as const) {
+  cases.push(
+    { name: `${label}: length prefix longer than the body`, path: DIVIDE, headers, body: envelope(divide(1, 2), 0, 40) },
+    { name: `${label}: length prefix shorter than the body`, path: DIVIDE, headers, body: envelope(divide(1, 2), 0, 2) },
+    { name: `${label}: compressed flag without grpc-encoding`, path: DIVIDE, headers, body: envelope(divide(1, 2), 1) },
+    { name: `${label}: two messages for a unary method`, path: DIVIDE, headers, body: Buffer.concat([envelope(divide(1, 2)), envelope(divide(3, 4))]) },
+    { name: `${label}: gzip-compressed request`, path: DIVIDE, headers: { ...headers, "grpc-encoding": "gzip" }, body: envelope(gzipSync(divide(8, 2)), 1) },
+    { name: `${label}: unknown grpc-encoding`, path: DIVIDE, headers: { ...headers, "grpc-encoding": "snappy" }, body: envelope(divide(8, 2)) },
+    { name: `${label}: a deadline`, path: DIVIDE, headers: { ...headers, "grpc-timeout": "5S" }, body: envelope(divide(8, 2)) },
+    { name: `${label}: an invalid deadline`, path: DIVIDE, headers: { ...headers, "grpc-timeout": "soon" }, body: envelope(divide(8, 2)) },
+  );
+}
+cases.push(
+  { name: "connect-json: valid call", path: DIVIDE, headers: connectJson, body: Buffer.from('{"dividend":10,"divisor":4}') },
+  { name: "connect-json: unknown fields are ignored", path: DIVIDE, headers: connectJson, body: Buffer.from('{"dividend":1,"divisor":2,"extra":true}') },
+  { name: "connect-json: implementation error", path: DIVIDE, headers: connectJson, body: Buffer.from('{"dividend":1,"divisor":0}') },
+  { name: "connect-json: malformed JSON", path: DIVIDE, headers: connectJson, body: Buffer.from('{"dividend":1,') },
+  { name: "connect-json: wrong field type", path: DIVIDE, headers: connectJson, body: Buffer.from('{"dividend":"many"}') },
+  { name: "connect-json: interceptor metadata", path: DIVIDE, headers: { ...connectJson, "x-client": "c-2" }, body: Buffer.from('{"dividend":1,"divisor":1}') },
+  { name: "connect-json: interceptor refuses", path: DIVIDE, headers: { ...connectJson, "x-refuse": "yes" }, body: Buffer.from("{}") },
+  { name: "connect-json: over the size limit", path: GREET, headers: connectJson, body: Buffer.from(JSON.stringify({ name: "y".repeat(2000) })) },
+  { name: "connect-json: protocol version 1", path: DIVIDE, headers: { ...connectJson, "connect-protocol-version": "1" }, body: Buffer.from('{"divisor":5}') },
+  { name: "connect-json: unsupported protocol version", path: DIVIDE, headers: { ...connectJson, "connect-protocol-version": "2" }, body: Buffer.from('{"divisor":5}') },
+  { name: "connect-json: a deadline", path: DIVIDE, headers: { ...connectJson, "connect-timeout-ms": "5000" }, body: Buffer.from('{"divisor":5}') },
+  { name: "connect-json: gzip-compressed request", path: DIVIDE, headers: { ...connectJson, "content-encoding": "gzip" }, body: gzipSync('{"divisor":5}') },
+  { name: "connect-json: charset parameter", path: DIVIDE, headers: { "content-type": "application/json; charset=utf-8" }, body: Buffer.from('{"divisor":5}') },
+  { name: "connect: wrong content-type", path: DIVIDE, headers: { "content-type": "text/plain" }, body: Buffer.from("hello") },
+);
+
+describe("fast path and connect-node answer byte for byte alike", () => {
+  let fast: Awaited<ReturnType<typeof startServer>>;
+  let reference: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    [fast, reference] = await Promise.all([startServer(true), startServer(false)]);
+  });
+  afterAll(() => {
+    fast.server.destroyAll();
+    reference.server.destroyAll();
+  });
+
+  for (const testCase of cases) {
+    for (const version of ["HTTP/2", "HTTP/1.1"] as const) {
+      // gRPC proper needs HTTP/2; over HTTP/1.1 both paths hand it to connect-node anyway.
+      if (version === "HTTP/1.1" && testCase.headers["content-type"] === "application/grpc") continue;
+      it(`${testCase.name} over ${version}`, async () => {
+        const send = version === "HTTP/2" ? sendHttp2 : sendHttp1;
+        const [fromFast, fromReference] = await Promise.all([
+          send(fast.port, testCase.path, testCase.headers, testCase.body),
+          send(reference.port, testCase.path, testCase.headers, testCase.body),
+        ]);
+        expect(fromFast).toEqual(fromReference);
+        expect(fromReference.status).toBeGreaterThan(0);
+      });
+    }
+  }
+
+  it("really serves plain calls on the fast path, and only there", async () => {
+    fast.headerKinds.length = 0;
+    reference.headerKinds.length = 0;
+    for (const send of [sendHttp2, sendHttp1]) {
+      for (const server of [fast, reference]) {
+        await send(server.port, DIVIDE, grpcWeb, envelope(divide(10, 4)));
+        await send(server.port, DIVIDE, connectJson, Buffer.from("{}"));
+      }
+    }
+    await sendHttp2(fast.port, DIVIDE, grpc, envelope(divide(10, 4)));
+    expect(fast.headerKinds).toEqual(Array(5).fill("lazy view"));
+    expect(reference.headerKinds).toEqual(Array(4).fill("Headers"));
+  });
+
+  it("never leaks an implementation's internal error message", async () => {
+    const result = await sendHttp2(fast.port, GREET, grpc, envelope(greet("crash")));
+    expect(result.trailers["grpc-status"]).toBe(String(Code.Internal));
+    expect(result.trailers["grpc-message"]).toBe("internal%20error");
+    expect(JSON.stringify(result)).not.toContain("secret");
+  });
+});
