@@ -15,7 +15,8 @@ import type { Logger } from "./ops/logger.js";
 import { Readiness } from "./ops/readiness.js";
 import { registerReflection } from "./ops/reflection-service.js";
 import type { HttpRequest, HttpResponse } from "./server/http-types.js";
-import { createRpcDispatcher } from "./server/rpc-dispatcher.js";
+import { createRpcDispatcher, type RpcDispatcher } from "./server/rpc-dispatcher.js";
+import { startUpstreamRoutes, type UpstreamRoutes } from "./upstream/upstream-routes.js";
 import { SinglePortServer, type StreamHandler } from "./server/single-port-server.js";
 import { answerUnknownProcedure } from "./server/unknown-procedure.js";
 import { createWebApp } from "./server/web-app.js";
@@ -43,8 +44,10 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   const drainController = new AbortController();
 
   const served: DescService[] = [...demoServices, Health];
+  let upstream: UpstreamRoutes | undefined;
   const routes = (router: ConnectRouter) => {
     registerDemoServices(router);
+    upstream?.register(router);
     router.service(Health, createHealthService(health, drainController.signal));
     if (config.reflection.enabled) served.push(...registerReflection(router, served));
   };
@@ -67,7 +70,9 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     }
   };
 
-  const rpc = createRpcDispatcher({
+  // Built in listen(), once the upstream routes (and their descriptors) are known.
+  let rpc: RpcDispatcher | undefined;
+  const createDispatcher = () => createRpcDispatcher({
     routes,
     fallback: notRpc,
     fastPath: config.fastPath.enabled,
@@ -97,10 +102,10 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     track(res);
     // While draining, HTTP/1.1 connections close after their current response.
     if (!readiness.isReady && req.httpVersionMajor === 1) res.setHeader("connection", "close");
-    rpc.handleRequest(req, res);
+    rpc!.handleRequest(req, res);
   };
   const onStream: StreamHandler = (stream, headers, rawHeaders) => {
-    if (!rpc.handleStream(stream, headers, rawHeaders)) return false;
+    if (!upstream!.handleStream(stream, headers) && !rpc!.handleStream(stream, headers, rawHeaders)) return false;
     track(stream);
     return true;
   };
@@ -113,8 +118,6 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     tls: config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
   });
 
-  for (const service of served) health.set(service.typeName, ServingStatus.NOT_SERVING);
-  health.set("", ServingStatus.NOT_SERVING);
 
   let shuttingDown: Promise<void> | undefined;
   return {
@@ -124,6 +127,11 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
       return served.map((s) => s.typeName);
     },
     async listen() {
+      upstream = await startUpstreamRoutes(config, logger);
+      served.push(...upstream.services);
+      rpc = createDispatcher();
+      for (const service of served) health.set(service.typeName, ServingStatus.NOT_SERVING);
+      health.set("", ServingStatus.NOT_SERVING);
       const address = await server.listen(config.port, config.host);
       readiness.markReady();
       logger.info({ address: address.address, port: address.port, tls: Boolean(config.tls) }, "listening");
@@ -146,6 +154,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
           await sleep(250);
         }
         server.destroyAll();
+        await upstream?.close();
         logger.info("stopped");
       })();
       return shuttingDown;

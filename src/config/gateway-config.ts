@@ -42,6 +42,14 @@ export const gatewayConfigSchema = z
         idleTimeoutMs: positiveMs.default(120_000),
         /** Streams one HTTP/2 connection may have open at once. */
         maxConcurrentStreams: z.number().int().min(1).max(2 ** 31 - 1).default(256),
+        /**
+         * HTTP/2 connections older than this get a graceful GOAWAY, so long-lived clients reconnect
+         * and spread over new replicas after a scale-up (a Kubernetes Service balances connections,
+         * not calls). 0 turns it off. Each connection's age is jittered by ±10%.
+         */
+        maxConnectionAgeMs: z.number().int().min(0).default(0),
+        /** After that GOAWAY, calls still open on the old connection get this long before it is closed. */
+        maxConnectionAgeGraceMs: z.number().int().min(0).default(30_000),
         /** Largest deadline a client may ask for; 0 means no maximum. */
         maxTimeoutMs: z.number().int().min(0).default(0),
       })

@@ -29,6 +29,8 @@ export const environmentVariables: ReadonlyArray<{ name: string; path: string[];
   { name: "GATEWAY_HEADERS_TIMEOUT_MS", path: ["limits", "headersTimeoutMs"], kind: "integer" },
   { name: "GATEWAY_IDLE_TIMEOUT_MS", path: ["limits", "idleTimeoutMs"], kind: "integer" },
   { name: "GATEWAY_MAX_CONCURRENT_STREAMS", path: ["limits", "maxConcurrentStreams"], kind: "integer" },
+  { name: "GATEWAY_MAX_CONNECTION_AGE_MS", path: ["limits", "maxConnectionAgeMs"], kind: "integer" },
+  { name: "GATEWAY_MAX_CONNECTION_AGE_GRACE_MS", path: ["limits", "maxConnectionAgeGraceMs"], kind: "integer" },
   { name: "GATEWAY_MAX_TIMEOUT_MS", path: ["limits", "maxTimeoutMs"], kind: "integer" },
   { name: "GATEWAY_SHUTDOWN_GRACE_MS", path: ["shutdown", "graceMs"], kind: "integer" },
   { name: "GATEWAY_LOG_LEVEL", path: ["log", "level"], kind: "string" },

@@ -13,6 +13,9 @@ export interface ConnectionLimits {
   headersTimeoutMs: number;
   idleTimeoutMs: number;
   maxConcurrentStreams: number;
+  /** 0 = connections live as long as they are used. */
+  maxConnectionAgeMs?: number;
+  maxConnectionAgeGraceMs?: number;
 }
 
 /** Serves a raw HTTP/2 stream; returns false to have it served through onRequest instead. */
@@ -91,6 +94,7 @@ export class SinglePortServer {
       this.sessions.add(session);
       // Idle connections are closed gracefully (GOAWAY lets open streams finish) rather than cut.
       session.setTimeout(limits.idleTimeoutMs, () => session.close());
+      if (limits.maxConnectionAgeMs) this.limitAge(session, limits.maxConnectionAgeMs, limits.maxConnectionAgeGraceMs ?? 0);
       session.on("close", () => this.sessions.delete(session));
       session.on("error", (err) => options.logger.debug({ err }, "http/2 session error"));
     });
@@ -130,6 +134,19 @@ export class SinglePortServer {
     for (const socket of this.http1Sockets) socket.destroy();
     for (const socket of this.sniffing) socket.destroy();
     this.http1?.close(() => undefined);
+  }
+
+  /** GOAWAY after the (jittered) maximum age; cut the connection if calls outlast the grace period. */
+  private limitAge(session: http2.ServerHttp2Session, maxAgeMs: number, graceMs: number): void {
+    const jitter = 0.9 + Math.random() * 0.2;
+    const ageTimer = setTimeout(() => {
+      session.close();
+      const graceTimer = setTimeout(() => session.destroy(), graceMs);
+      graceTimer.unref();
+      session.once("close", () => clearTimeout(graceTimer));
+    }, maxAgeMs * jitter);
+    ageTimer.unref();
+    session.once("close", () => clearTimeout(ageTimer));
   }
 
   private sniff(socket: net.Socket): void {

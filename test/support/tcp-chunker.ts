@@ -9,9 +9,11 @@ export async function startChunkingRelay(
   targetPort: number,
   splitBytes = 30,
   pauseMs = 5,
-): Promise<{ port: number; close(): Promise<void> }> {
+): Promise<{ port: number; connections(): number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   const server = net.createServer((client) => {
+    accepted++;
     const upstream = net.connect(targetPort, "127.0.0.1");
     upstream.setNoDelay(true);
     sockets.add(client).add(upstream);
@@ -44,6 +46,7 @@ export async function startChunkingRelay(
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
+    connections: () => accepted,
     close: () =>
       new Promise((resolve) => {
         for (const socket of sockets) socket.destroy();
