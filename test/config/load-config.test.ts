@@ -32,8 +32,11 @@ describe("loadConfig", () => {
       headersTimeoutMs: 10_000,
       idleTimeoutMs: 120_000,
       maxConcurrentStreams: 256,
+      maxConnectionAgeMs: 0,
+      maxConnectionAgeGraceMs: 30_000,
       maxTimeoutMs: 0,
     });
+    expect(config.fastPath.enabled).toBe(true);
     expect(config.shutdown.graceMs).toBe(20_000);
     expect(config.log.level).toBe("info");
   });
