@@ -255,6 +255,17 @@ export class UnaryFastPath {
     error: ConnectError | undefined,
     compression: Compression | null,
   ): Promise<UnaryReply> {
+    if (error === undefined && output !== undefined && response.peekHeader() === undefined && response.peekTrailer() === undefined) {
+      // The common case needs no Headers object at all.
+      let body = output;
+      const headers: Record<string, string> = { "content-type": format.responseContentType };
+      if (compression && body.byteLength >= this.options.compressMinBytes) {
+        body = await compression.compress(body);
+        headers["content-encoding"] = compression.name;
+      }
+      headers["content-length"] = String(body.byteLength);
+      return { status: 200, headers, body, trailers: undefined };
+    }
     let status = 200;
     let body: Uint8Array;
     const responseHeader = response.header;
