@@ -17,12 +17,19 @@ export function answerUnknownProcedure(
   const message = `unknown procedure ${path}`;
   if (contentType.startsWith("application/grpc")) {
     // A trailers-only response: the status travels in the only header block.
-    res.writeHead(200, {
+    const headers = {
       "content-type": contentType.split(";", 1)[0],
       "grpc-status": "12",
       "grpc-message": encodeURIComponent(message),
-    });
-    res.end();
+    };
+    if ("stream" in res) {
+      // writeHead()+end() would add an empty DATA frame after the headers; gRPC clients then
+      // miss the status. One HEADERS frame with END_STREAM is what gRPC calls trailers-only.
+      res.stream.respond({ ":status": 200, ...headers }, { endStream: true });
+    } else {
+      res.writeHead(200, headers);
+      res.end();
+    }
     return true;
   }
   const looksLikeConnect =
