@@ -11,6 +11,7 @@ import {
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "../ops/logger.js";
+import { fixGrpcMessageTrailer } from "./grpc-message.js";
 import { httpDate } from "./http-date.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "./http-types.js";
 import { UnaryFastPath, type FastPathOptions, type UnaryReply } from "./fast-path/unary-fast-path.js";
@@ -90,6 +91,7 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
   const fastPath = new UnaryFastPath({ ...options.router, compressMinBytes: COMPRESS_MIN_BYTES });
 
   const serveWithConnect = (route: Route, req: HttpRequest, res: HttpResponse, body?: AsyncIterable<Uint8Array>) => {
+    reencodeGrpcMessages(res);
     const uReq =
       body === undefined
         ? universalRequestFromNodeRequest(req, res, undefined, undefined)
@@ -159,6 +161,16 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
       );
       return true;
     },
+  };
+}
+
+/** connect-node writes gRPC trailers through addTrailers; give their grpc-message the spec's encoding. */
+function reencodeGrpcMessages(res: HttpResponse): void {
+  const withTrailers = res as { addTrailers(trailers: Record<string, unknown>): void };
+  const addTrailers = withTrailers.addTrailers.bind(res);
+  withTrailers.addTrailers = (trailers) => {
+    fixGrpcMessageTrailer(trailers);
+    addTrailers(trailers);
   };
 }
 

@@ -1,3 +1,4 @@
+import { encodeGrpcMessage } from "./grpc-message.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 
 const RPC_PATH = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
@@ -20,7 +21,7 @@ export function answerUnknownProcedure(
     const headers = {
       "content-type": contentType.split(";", 1)[0],
       "grpc-status": "12",
-      "grpc-message": encodeURIComponent(message),
+      "grpc-message": encodeGrpcMessage(message),
     };
     if ("stream" in res) {
       // writeHead()+end() would add an empty DATA frame after the headers; gRPC clients then
@@ -37,6 +38,17 @@ export function answerUnknownProcedure(
     ((req.method === "POST" && CONNECT_CONTENT_TYPE.test(contentType)) ||
       (req.method === "GET" && /[?&]connect=v1\b/.test(req.url ?? "")));
   if (!looksLikeConnect) return false;
+  if (contentType.startsWith("application/connect+")) {
+    // Streaming clients only read errors from the end-of-stream message, with HTTP 200.
+    const endStream = Buffer.from(JSON.stringify({ error: { code: "unimplemented", message } }));
+    const frame = Buffer.alloc(5 + endStream.length);
+    frame[0] = 0x02;
+    frame.writeUInt32BE(endStream.length, 1);
+    endStream.copy(frame, 5);
+    res.writeHead(200, { "content-type": contentType.split(";", 1)[0], "content-length": frame.length });
+    res.end(frame);
+    return true;
+  }
   const body = JSON.stringify({ code: "unimplemented", message });
   res.writeHead(404, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);

@@ -56,18 +56,28 @@ export interface UnaryCallInput {
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 
+/** The output message of a call, and its wire bytes when they were produced inside the chain. */
+export interface UnaryCallResult {
+  message: MessageShape<DescMessage>;
+  bytes: Uint8Array | undefined;
+}
+
 /**
  * Run one unary call through the interceptor chain into the implementation, the way
  * connect's own handlers do, but building the request and context lazily: the URL, the
  * abort signal, the request Headers and the response Headers are only created when
  * something reads them.
+ *
+ * The output is serialized inside the chain, so that a message too large to send is an
+ * error the interceptors (the access log among them) see.
  */
 export async function invokeUnary(
   spec: UnarySpec,
   interceptors: readonly Interceptor[],
   input: UnaryCallInput,
   message: MessageShape<DescMessage>,
-): Promise<MessageShape<DescMessage>> {
+  serialize: (output: MessageShape<DescMessage>) => Uint8Array,
+): Promise<UnaryCallResult> {
   const method = spec.method as DescMethodUnary;
   const service = method.parent;
   const metadata = input.response;
@@ -97,6 +107,8 @@ export async function invokeUnary(
   };
 
   let ownResponse: UnaryResponse | undefined;
+  let serialized: Uint8Array | undefined;
+  let serializedMessage: MessageShape<DescMessage> | undefined;
   const implementation = async (req: UnaryRequest): Promise<UnaryResponse> => {
     const context: HandlerContext = {
       method,
@@ -124,11 +136,13 @@ export async function invokeUnary(
       },
     };
     const output = await spec.impl(req.message, context);
+    serializedMessage = isMessage(output, method.output) ? output : create(method.output, output);
+    serialized = serialize(serializedMessage);
     return (ownResponse = {
       stream: false,
       service,
       method,
-      message: isMessage(output, method.output) ? output : create(method.output, output),
+      message: serializedMessage,
       get header() {
         return metadata.header;
       },
@@ -138,12 +152,13 @@ export async function invokeUnary(
     });
   };
 
-  if (interceptors.length === 0) return (await implementation(request)).message;
+  if (interceptors.length === 0) return { message: (await implementation(request)).message, bytes: serialized };
   let next = implementation as (req: UnaryRequest) => Promise<UnaryResponse>;
   for (let i = interceptors.length - 1; i >= 0; i--) {
     next = interceptors[i](next as never) as unknown as typeof next;
   }
   const response = await next(request);
   if (response !== ownResponse) metadata.adopt(response);
-  return response.message;
+  // An interceptor that swapped the message gets it serialized again, outside the chain.
+  return { message: response.message, bytes: response.message === serializedMessage ? serialized : undefined };
 }

@@ -5,6 +5,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IncomingHttpHeaders } from "node:http";
+import { fixGrpcMessageTrailer } from "../grpc-message.js";
 import { invokeUnary, ResponseMetadata, type UnaryCallInput } from "./unary-call.js";
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
@@ -185,7 +186,9 @@ export class UnaryFastPath {
     let output: Uint8Array | undefined;
     let error: ConnectError | undefined;
     try {
-      output = this.serialize(spec, format, await invokeUnary(spec, this.options.interceptors, call, message));
+      const serialize = (out: MessageShape<DescMessage>) => this.serialize(spec, format, out);
+      const result = await invokeUnary(spec, this.options.interceptors, call, message, serialize);
+      output = result.bytes ?? serialize(result.message);
     } catch (cause) {
       error = cause instanceof ConnectError ? cause : new ConnectError("internal error", Code.Internal, undefined, undefined, cause);
     } finally {
@@ -238,7 +241,10 @@ export class UnaryFastPath {
     const plainTrailer = error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer));
     const trailer = plainTrailer ? OK_TRAILER : withStatus(response.trailer, error);
     if (format.protocol === "grpc") {
-      return { status: 200, headers, body: frame, trailers: plainTrailer ? OK_TRAILERS_OBJECT : copyInto({}, trailer) };
+      if (plainTrailer) return { status: 200, headers, body: frame, trailers: OK_TRAILERS_OBJECT };
+      const trailers = copyInto({}, trailer);
+      fixGrpcMessageTrailer(trailers);
+      return { status: 200, headers, body: frame, trailers };
     }
     let trailerFrame = plainTrailer ? OK_GRPC_WEB_TRAILER_FRAME : envelope(GRPC_WEB_TRAILER_FLAG, trailerSerialize(trailer));
     if (compression && trailerFrame.byteLength - ENVELOPE_HEADER_BYTES >= this.options.compressMinBytes) {
