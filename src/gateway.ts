@@ -21,6 +21,8 @@ import { SinglePortServer, type StreamHandler } from "./server/single-port-serve
 import { answerUnknownProcedure } from "./server/unknown-procedure.js";
 import { createWebApp } from "./server/web-app.js";
 import { demoServices, registerDemoServices } from "./services/demo-services.js";
+import { createCors } from "./web/cors.js";
+import { createWebPages } from "./web/web-pages.js";
 
 /** A running (or ready to run) gateway: one port, every protocol, health, reflection and graceful shutdown. */
 export interface Gateway {
@@ -54,8 +56,11 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
 
   const plainRoutes = createHealthEndpoints(readiness);
   const webApp = createWebApp(plainRoutes);
+  const webPages = createWebPages({ config: config.web, services: () => served, upstreamServices: () => upstream?.services ?? [] });
+  const cors = createCors(config.web.cors);
   const notRpc = (req: HttpRequest, res: HttpResponse) => {
     if (answerUnknownProcedure(req, res)) return;
+    if (webPages?.(req, res)) return;
     if (req.httpVersionMajor === 1) {
       webApp(req as IncomingMessage, res as unknown as ServerResponse);
       return;
@@ -102,9 +107,11 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     track(res);
     // While draining, HTTP/1.1 connections close after their current response.
     if (!readiness.isReady && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    if (cors?.handle(req, res)) return;
     rpc!.handleRequest(req, res);
   };
   const onStream: StreamHandler = (stream, headers, rawHeaders) => {
+    if (cors?.needsRequestApi(headers)) return false;
     if (!upstream!.handleStream(stream, headers) && !rpc!.handleStream(stream, headers, rawHeaders)) return false;
     track(stream);
     return true;
@@ -135,6 +142,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
       const address = await server.listen(config.port, config.host);
       readiness.markReady();
       logger.info({ address: address.address, port: address.port, tls: Boolean(config.tls) }, "listening");
+      logger.flush();
       return address;
     },
     inFlightCalls: () => inFlight,

@@ -2,15 +2,24 @@ import { pino, type Logger, type LevelWithSilent } from "pino";
 
 export type { Logger };
 
+/** How often buffered log lines are written out even when the buffer is not full. */
+const FLUSH_INTERVAL_MS = 500;
+
 /** The process-wide structured JSON logger (one line per event on stdout). */
 export function createLogger(level: LevelWithSilent, destination?: NodeJS.WritableStream): Logger {
-  return pino(
+  // Lines go out in batches of up to 4 KiB instead of one write per call; a timer flushes the
+  // rest, and main.ts flushes on exit, so only a hard crash can lose the last moment's lines.
+  const logger = pino(
     {
       level,
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
   );
+  if (destination === undefined && level !== "silent") {
+    setInterval(() => logger.flush(), FLUSH_INTERVAL_MS).unref();
+  }
+  return logger;
 }
