@@ -394,7 +394,9 @@ describe("deadlines", () => {
         const deadline = effectiveDeadlineMs(probe, 300);
         // Greeting n is due at (n - 1) × 500 ms: none may arrive after the deadline.
         expect(outcome.messages.length).toBeLessThanOrEqual(Math.floor(deadline / slowStream.intervalMs) + 1);
-        expect(outcome.durationMs).toBeLessThan(deadline + 2_000); // ended by the deadline, not by the 4.5 s stream
+        // Ended by the deadline, not by the 4.5 s stream (a loose bound: buf curl's deadline also
+        // covers its own schema compilation, which a busy 2-core machine slows down).
+        expect(outcome.durationMs).toBeLessThan((slowStream.count - 1) * slowStream.intervalMs);
       },
     );
   });
