@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { upstreamsSchema } from "./upstream-config.js";
+import { webSchema } from "./web-config.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -68,6 +70,8 @@ export const gatewayConfigSchema = z
       })
       .strict()
       .prefault({}),
+    upstreams: upstreamsSchema.prefault({}),
+    web: webSchema.prefault({}),
   })
   .strict();
 

@@ -1,0 +1,129 @@
+/**
+ * The benchmark cases. A load case is one request (as exact bytes) and one driver setting;
+ * the runner applies it to every server that serves its protocol (or to `servers` if given),
+ * verifies one call before and after, and measures. To add a case, add an entry here.
+ */
+import { GreetRequestSchema, GreetResponseSchema, GreetStreamRequestSchema, GreetStreamResponseSchema } from "../gen/demo/v1/greeter_pb.js";
+import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import type { Protocol } from "./servers/registry.js";
+import { wireRequest, type WireProtocol, type WireRequest } from "./lib/wire.js";
+
+export type Driver =
+  | { tool: "h2load"; clients: number; streams: number }
+  | { tool: "wrk"; connections: number };
+
+export interface LoadCase {
+  kind: "load";
+  id: string;
+  group: string;
+  title: string;
+  protocol: Protocol;
+  /** Restrict to these server ids (default: every server serving `protocol`). */
+  servers?: readonly string[];
+  /** What one operation is: a call, or (server streaming) one response message. */
+  unit: "call" | "msg";
+  driver: Driver;
+  request(): WireRequest;
+  /** Part of `--quick`. */
+  quick: boolean;
+}
+
+export interface MemoryCase {
+  kind: "memory";
+  id: string;
+  group: string;
+  title: string;
+  protocol: Protocol;
+  servers: readonly string[];
+  mode: "idle" | "streams";
+  quick: boolean;
+}
+
+export type BenchCase = LoadCase | MemoryCase;
+
+const wireOf: Record<Protocol, WireProtocol> = {
+  grpc: "grpc",
+  "grpc-web": "grpc-web",
+  "connect-h2": "connect-json",
+  "connect-h1": "connect-json",
+};
+
+const greet = (protocol: Protocol) => () =>
+  wireRequest({
+    protocol: wireOf[protocol],
+    path: "/demo.v1.GreeterService/Greet",
+    input: GreetRequestSchema,
+    output: GreetResponseSchema,
+    request: { name: "bench" },
+    check(reply) {
+      if (reply.greeting !== "Hello, bench!") throw new Error(`unexpected greeting ${JSON.stringify(reply.greeting)}`);
+    },
+  });
+
+const healthCheck = () =>
+  wireRequest({
+    protocol: "grpc",
+    path: "/grpc.health.v1.Health/Check",
+    input: HealthCheckRequestSchema,
+    output: HealthCheckResponseSchema,
+    request: { service: "" },
+    check(reply) {
+      if (reply.status !== HealthCheckResponse_ServingStatus.SERVING) throw new Error(`health status ${reply.status}, not SERVING`);
+    },
+  });
+
+/** GreetStream whose greetings ("Hello, <name>!") are `messageBytes` long: the name carries the size. */
+const greetStream = (messageBytes: number, count: number) => () => {
+  const name = "x".repeat(messageBytes - "Hello, !".length);
+  const expected = `Hello, ${name}!`;
+  return wireRequest({
+    protocol: "grpc",
+    path: "/demo.v1.GreeterService/GreetStream",
+    input: GreetStreamRequestSchema,
+    output: GreetStreamResponseSchema,
+    request: { name, count, intervalMs: 0 },
+    messages: count,
+    check(reply) {
+      if (reply.greeting !== expected) throw new Error(`unexpected greeting of ${reply.greeting.length} characters`);
+    },
+  });
+};
+
+const STREAM_SERVERS = ["gateway", "grpc-js", "connect-node"] as const;
+const MEMORY_SERVERS = ["gateway", "grpc-js", "connect-node"] as const;
+
+export const CASES: readonly BenchCase[] = [
+  // gRPC unary, small message, at three concurrencies (connections × streams per connection).
+  { kind: "load", id: "grpc-unary-1x1", group: "grpc", title: "gRPC unary Greet 1×1", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 1 }, request: greet("grpc"), quick: false },
+  { kind: "load", id: "grpc-unary-1x100", group: "grpc", title: "gRPC unary Greet 1×100", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("grpc"), quick: true },
+  { kind: "load", id: "grpc-unary-8x32", group: "grpc", title: "gRPC unary Greet 8×32", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 8, streams: 32 }, request: greet("grpc"), quick: false },
+  { kind: "load", id: "grpc-health-1x100", group: "grpc", title: "gRPC unary Health/Check 1×100", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: healthCheck, quick: true },
+  // Connect JSON unary over HTTP/1.1 (wrk: one call in flight per connection) and over h2c.
+  { kind: "load", id: "connect-json-h1", group: "connect", title: "Connect JSON unary HTTP/1.1 ×50", protocol: "connect-h1", unit: "call", driver: { tool: "wrk", connections: 50 }, request: greet("connect-h1"), quick: true },
+  { kind: "load", id: "connect-json-h2", group: "connect", title: "Connect JSON unary h2c 1×100", protocol: "connect-h2", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("connect-h2"), quick: true },
+  // gRPC-web (binary) over h2c.
+  { kind: "load", id: "grpc-web-1x100", group: "grpc-web", title: "gRPC-web unary h2c 1×100", protocol: "grpc-web", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("grpc-web"), quick: true },
+  // Server-streaming throughput: rate is messages/s, latency is per whole stream.
+  { kind: "load", id: "stream-1k", group: "stream", title: "gRPC stream 1 KiB ×1000/stream, 1×4", protocol: "grpc", servers: STREAM_SERVERS, unit: "msg", driver: { tool: "h2load", clients: 1, streams: 4 }, request: greetStream(1024, 1000), quick: true },
+  { kind: "load", id: "stream-64k", group: "stream", title: "gRPC stream 64 KiB ×100/stream, 1×2", protocol: "grpc", servers: STREAM_SERVERS, unit: "msg", driver: { tool: "h2load", clients: 1, streams: 2 }, request: greetStream(64 * 1024, 100), quick: true },
+  // (Add here: the proxy path client → gateway → grpc-js upstream, once it exists, as a server
+  // spec in servers/registry.ts whose start() also starts the upstream.)
+  // Memory, each server freshly started.
+  { kind: "memory", id: "mem-idle-conns", group: "memory", title: "idle HTTP/2 connections", protocol: "grpc", servers: MEMORY_SERVERS, mode: "idle", quick: true },
+  { kind: "memory", id: "mem-open-streams", group: "memory", title: "open server streams (GreetStream)", protocol: "grpc", servers: MEMORY_SERVERS, mode: "streams", quick: true },
+];
+
+/** The issue's targets: reported after each run, never asserted. */
+export interface Target {
+  description: string;
+  case: string;
+  server: string;
+  peer: string;
+  atLeast: number;
+}
+
+export const TARGETS: readonly Target[] = [
+  { description: "gRPC unary 1×100 (Greet): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-unary-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
+  { description: "gRPC unary 1×100 (Health/Check): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-health-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
+  { description: "Connect JSON unary HTTP/1.1: connect-gateway ≥ 5× bare connect-node req/s", case: "connect-json-h1", server: "gateway", peer: "connect-node", atLeast: 5 },
+];

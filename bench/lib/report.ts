@@ -1,0 +1,107 @@
+/** Ratios against the peers, the issue's targets, and the tables printed after a run. */
+import { TARGETS, type Target } from "../cases.js";
+import { PEERS } from "../servers/registry.js";
+import type { LoadRow } from "./measure-load.js";
+import type { MemoryRow } from "./measure-memory.js";
+import { fmt, formatTable } from "./table.js";
+
+/** rate ÷ the peer's rate in the same case; for memory, KiB/item ÷ the peer's. */
+export function addRatios(rows: LoadRow[], memory: MemoryRow[]): void {
+  const peer = (caseId: string, server: string) => rows.find((r) => r.case === caseId && r.server === server);
+  for (const row of rows) {
+    if (row.rate === null) continue;
+    const g = peer(row.case, PEERS.grpcJs);
+    const b = peer(row.case, PEERS.connectNode);
+    row.vsGrpcJs = g?.rate ? row.rate / g.rate : null;
+    row.vsConnectNode = b?.rate ? row.rate / b.rate : null;
+    if (row.cpuUsPerOp) {
+      row.cpuEfficiencyVsGrpcJs = g?.cpuUsPerOp ? g.cpuUsPerOp / row.cpuUsPerOp : null;
+      row.cpuEfficiencyVsConnectNode = b?.cpuUsPerOp ? b.cpuUsPerOp / row.cpuUsPerOp : null;
+    }
+  }
+  const perItem = (caseId: string, server: string) => memory.find((r) => r.case === caseId && r.server === server)?.kibPerItem ?? null;
+  for (const row of memory) {
+    if (row.kibPerItem === null) continue;
+    const g = perItem(row.case, PEERS.grpcJs);
+    const b = perItem(row.case, PEERS.connectNode);
+    row.vsGrpcJs = g ? row.kibPerItem / g : null;
+    row.vsConnectNode = b ? row.kibPerItem / b : null;
+  }
+}
+
+export interface TargetResult extends Target {
+  /** rate ÷ the peer's rate */
+  measured: number | null;
+  met: boolean | null;
+  /** The peer's CPU µs per call ÷ the server's: the same comparison by cost, steadier on a busy machine. */
+  byCpu: number | null;
+}
+
+export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
+  return TARGETS.filter((t) => rows.some((r) => r.case === t.case)).map((t) => {
+    const row = rows.find((r) => r.case === t.case && r.server === t.server);
+    const peer = rows.find((r) => r.case === t.case && r.server === t.peer);
+    const measured = row?.rate && peer?.rate ? row.rate / peer.rate : null;
+    const byCpu = row?.cpuUsPerOp && peer?.cpuUsPerOp ? peer.cpuUsPerOp / row.cpuUsPerOp : null;
+    return { ...t, measured, met: measured === null ? null : measured >= t.atLeast, byCpu };
+  });
+}
+
+export interface InterceptorCost {
+  case: string;
+  /** CPU µs per call added by logging through the default interceptors. */
+  cpuUsPerCall: number;
+  /** Rate with logging ÷ rate without. */
+  rateRatio: number;
+}
+
+/** gateway+log − gateway, per case. */
+export function interceptorCost(rows: LoadRow[]): InterceptorCost[] {
+  const out: InterceptorCost[] = [];
+  for (const plain of rows.filter((r) => r.server === "gateway")) {
+    const logged = rows.find((r) => r.case === plain.case && r.server === "gateway+log");
+    if (!logged || plain.cpuUsPerOp === null || logged.cpuUsPerOp === null || !plain.rate || !logged.rate) continue;
+    out.push({ case: plain.case, cpuUsPerCall: logged.cpuUsPerOp - plain.cpuUsPerOp, rateRatio: logged.rate / plain.rate });
+  }
+  return out;
+}
+
+const ratio = (value: number | null) => (value === null ? "" : `${fmt(value, 2)}×`);
+
+export function loadTable(rows: LoadRow[]): string {
+  const header = ["case", "server", "rate/s", "±%", "p50 ms", "p99 ms", "CPU µs/op", "peak RSS MB", "MB/s", "×grpc-js", "×connect-node", "other CPU %", "check"];
+  const body = rows.map((r) => [
+    r.case,
+    r.server,
+    r.rate === null ? "—" : fmt(r.rate, 0) + (r.unit === "msg" ? " msg" : ""),
+    r.spreadPct === null || r.rounds.length < 2 ? "" : fmt(r.spreadPct, 0),
+    fmt(r.p50Ms, 2),
+    fmt(r.p99Ms, 2),
+    fmt(r.cpuUsPerOp, 1),
+    fmt(r.peakRssMb, 1),
+    r.unit === "msg" ? fmt(r.mbPerSec, 1) : "",
+    ratio(r.vsGrpcJs),
+    ratio(r.vsConnectNode),
+    fmt(r.otherCpuPct, 0),
+    r.problems.length === 0 ? "ok" : "FAILED",
+  ]);
+  return formatTable(header, body, { rightAlign: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11], groupBy: 0 });
+}
+
+export function memoryTable(rows: MemoryRow[]): string {
+  const header = ["case", "server", "items", "open s", "RSS before MB", "RSS held MB", "peak MB", "KiB/item", "×grpc-js", "×connect-node", "check"];
+  const body = rows.map((r) => [
+    r.case,
+    r.server,
+    r.opened === r.requested ? String(r.opened) : `${r.opened}/${r.requested}`,
+    fmt(r.openMs / 1000, 1),
+    fmt(r.baselineRssMb, 1),
+    fmt(r.rssMb, 1),
+    fmt(r.peakRssMb, 1),
+    fmt(r.kibPerItem, 1),
+    ratio(r.vsGrpcJs),
+    ratio(r.vsConnectNode),
+    r.problems.length === 0 ? "ok" : "FAILED",
+  ]);
+  return formatTable(header, body, { rightAlign: [2, 3, 4, 5, 6, 7, 8, 9], groupBy: 0 });
+}

@@ -1,0 +1,113 @@
+/**
+ * h2load (Debian package nghttp2-client) as the HTTP/2 load driver: gRPC, gRPC-web and
+ * Connect over h2c, unary and server-streaming.
+ *
+ * h2load prints min/max/mean/sd of request time but no percentiles, so p50/p99 come from its
+ * --log-file (one line per request: start time µs, HTTP status, duration µs).
+ */
+import { readFile } from "node:fs/promises";
+import { spawnTracked } from "../lib/proc.js";
+
+export interface H2loadOptions {
+  /** Full URL: http://127.0.0.1:port/package.Service/Method */
+  url: string;
+  headers: Record<string, string>;
+  /** File holding the request body (sent with POST). */
+  bodyFile: string;
+  /** -c: connections. */
+  clients: number;
+  /** -m: concurrent streams per connection. */
+  streams: number;
+  durationSec: number;
+  /** --log-file, for latency percentiles; none means no percentiles. */
+  logFile?: string;
+}
+
+export interface H2loadResult {
+  elapsedSec: number;
+  reqPerSec: number;
+  requests: { total: number; started: number; done: number; succeeded: number; failed: number; errored: number; timeout: number };
+  statusCodes: { "2xx": number; "3xx": number; "4xx": number; "5xx": number };
+  traffic: { totalBytes: number; headerBytes: number; dataBytes: number };
+  /** Per-request durations in µs (from the log file), sorted ascending. */
+  latenciesUs?: Float64Array;
+  output: string;
+}
+
+export function h2loadArgs(options: H2loadOptions): string[] {
+  const args = [
+    "-t", "1",
+    "-c", String(options.clients),
+    "-m", String(options.streams),
+    "-D", `${Math.max(1, Math.round(options.durationSec * 1000))}ms`,
+    "-d", options.bodyFile,
+  ];
+  for (const [name, value] of Object.entries(options.headers)) args.push("-H", `${name}: ${value}`);
+  if (options.logFile) args.push(`--log-file=${options.logFile}`);
+  args.push(options.url);
+  return args;
+}
+
+export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
+  const args = h2loadArgs(options);
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawnTracked("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
+    child.stderr!.setEncoding("utf8").on("data", (c: string) => (out += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), (options.durationSec + 30) * 1000);
+    child.once("error", reject);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`h2load exited with ${signal ?? code}: h2load ${args.join(" ")}\n${out.slice(-2000)}`));
+    });
+  });
+  const result = parseH2load(output);
+  if (options.logFile) result.latenciesUs = await readLatencies(options.logFile);
+  return result;
+}
+
+const num = (text: string | undefined) => (text === undefined ? NaN : Number(text));
+
+export function parseH2load(output: string): H2loadResult {
+  const finished = /finished in ([\d.]+)(m?s), ([\d.]+) req\/s/.exec(output);
+  const requests = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(output);
+  const traffic = /traffic: \S+ \((\d+)\) total, \S+ \((\d+)\) headers.*?, \S+ \((\d+)\) data/.exec(output);
+  if (!finished || !requests || !codes || !traffic) throw new Error(`cannot parse h2load output:\n${output.slice(-2000)}`);
+  const elapsed = num(finished[1]) / (finished[2] === "ms" ? 1000 : 1);
+  return {
+    elapsedSec: elapsed,
+    reqPerSec: num(finished[3]),
+    requests: {
+      total: num(requests[1]),
+      started: num(requests[2]),
+      done: num(requests[3]),
+      succeeded: num(requests[4]),
+      failed: num(requests[5]),
+      errored: num(requests[6]),
+      timeout: num(requests[7]),
+    },
+    statusCodes: { "2xx": num(codes[1]), "3xx": num(codes[2]), "4xx": num(codes[3]), "5xx": num(codes[4]) },
+    traffic: { totalBytes: num(traffic[1]), headerBytes: num(traffic[2]), dataBytes: num(traffic[3]) },
+    output,
+  };
+}
+
+async function readLatencies(logFile: string): Promise<Float64Array> {
+  const text = await readFile(logFile, "utf8");
+  const values: number[] = [];
+  for (const line of text.split("\n")) {
+    const tab = line.lastIndexOf("\t");
+    if (tab > 0) values.push(Number(line.slice(tab + 1)));
+  }
+  return Float64Array.from(values).sort();
+}
+
+/** The q-quantile (0..1) of ascending values, nearest-rank. */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank];
+}

@@ -1,0 +1,134 @@
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Http2SessionManager } from "@connectrpc/connect-node";
+
+export interface EndpointSessionOptions {
+  /** `http://ip:port` or `https://ip:port`. */
+  baseUrl: string;
+  /** TLS settings (PEM contents already read); undefined for cleartext h2c. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
+  connectTimeoutMs: number;
+  /** Replace a connection this old (±10% jitter, so a fleet does not reconnect in step); 0 never. */
+  maxConnectionAgeMs: number;
+  /** PING interval while streams are open; 0 disables. */
+  keepAliveMs: number;
+}
+
+/**
+ * One HTTP/2 connection to one endpoint, shared by every call, health check and pass-through
+ * stream to it. Wraps connect-node's Http2SessionManager (keep-alive PINGs, reconnects, GOAWAY
+ * handling) and adds what it lacks: a connect timeout, TLS options per endpoint, and a maximum
+ * connection age after which new calls go to a fresh connection while the old one drains.
+ * It has the shape of connect-node's NodeHttp2ClientSessionManager, so transports accept it.
+ */
+export class EndpointSessions {
+  readonly authority: string;
+  private manager: Http2SessionManager;
+  private session: http2.ClientHttp2Session | undefined;
+  private sessionExpiresAt = Number.POSITIVE_INFINITY;
+  private readonly draining = new Set<Http2SessionManager>();
+  private closed = false;
+
+  constructor(private readonly options: EndpointSessionOptions) {
+    this.authority = new URL(options.baseUrl).origin;
+    this.manager = this.createManager();
+  }
+
+  /** Open a stream on the endpoint's connection, connecting first if needed. */
+  async request(
+    method: string,
+    path: string,
+    headers: http2.OutgoingHttpHeaders,
+    options: Omit<http2.ClientSessionRequestOptions, "signal">,
+  ): Promise<http2.ClientHttp2Stream> {
+    if (this.closed) throw new ConnectError(`connection to ${this.authority} is closed`, Code.Unavailable);
+    if (this.session !== undefined && Date.now() >= this.sessionExpiresAt) this.retire();
+    const manager = this.manager;
+    const stream = await manager.request(method, path, headers, options);
+    if (stream.session !== this.session && manager === this.manager) this.adopt(stream.session as http2.ClientHttp2Session);
+    return stream;
+  }
+
+  notifyResponseByteRead(stream: http2.ClientHttp2Stream): void {
+    this.manager.notifyResponseByteRead(stream);
+    for (const manager of this.draining) manager.notifyResponseByteRead(stream);
+  }
+
+  /** Make sure a connection is up; returns the reason when it cannot be established. */
+  async connect(): Promise<unknown> {
+    if (this.closed) return new ConnectError(`connection to ${this.authority} is closed`, Code.Unavailable);
+    const state = await this.manager.connect();
+    return state === "error" ? (this.manager.error() ?? new ConnectError(`cannot connect to ${this.authority}`, Code.Unavailable)) : undefined;
+  }
+
+  /** True when a connection is established (calls will not wait for a handshake). */
+  get isConnected(): boolean {
+    const state = this.manager.state();
+    return state === "open" || state === "idle";
+  }
+
+  /** Close gracefully: open streams may finish, no new ones start. */
+  drain(): void {
+    this.closed = true;
+    this.session?.close();
+    for (const manager of this.draining) manager.abort();
+  }
+
+  /** Close now, cancelling open streams. */
+  abort(): void {
+    this.closed = true;
+    this.manager.abort();
+    for (const manager of this.draining) manager.abort();
+  }
+
+  private adopt(session: http2.ClientHttp2Session): void {
+    this.session = session;
+    const maxAge = this.options.maxConnectionAgeMs;
+    this.sessionExpiresAt = maxAge > 0 ? Date.now() + maxAge * (0.9 + Math.random() * 0.2) : Number.POSITIVE_INFINITY;
+  }
+
+  /** New calls go to a new connection; the old one finishes its streams and closes. */
+  private retire(): void {
+    const old = this.manager;
+    const session = this.session!;
+    this.manager = this.createManager();
+    this.session = undefined;
+    this.draining.add(old);
+    if (session.closed || session.destroyed) this.draining.delete(old);
+    else session.close(() => this.draining.delete(old));
+  }
+
+  private createManager(): Http2SessionManager {
+    const { connectTimeoutMs, keepAliveMs } = this.options;
+    const tlsOptions = this.options.tls;
+    return new Http2SessionManager(
+      this.options.baseUrl,
+      { pingIntervalMs: keepAliveMs > 0 ? keepAliveMs : undefined, idleConnectionTimeoutMs: 15 * 60_000 },
+      {
+        createConnection: (authority: URL) => {
+          const host = authority.hostname.replace(/^\[|\]$/g, "");
+          const port = Number(authority.port);
+          const socket = tlsOptions
+            ? tls.connect({
+                host,
+                port,
+                servername: tlsOptions.serverName ?? (net.isIP(host) ? undefined : host),
+                ca: tlsOptions.ca,
+                cert: tlsOptions.cert,
+                key: tlsOptions.key,
+                ALPNProtocols: ["h2"],
+              })
+            : net.connect({ host, port, noDelay: true });
+          // Node has no connect timeout: an unreachable pod would hold calls for the OS's TCP timeout.
+          socket.setTimeout(connectTimeoutMs, () =>
+            socket.destroy(new ConnectError(`connecting to ${authority.host} timed out after ${connectTimeoutMs} ms`, Code.Unavailable)),
+          );
+          socket.once(tlsOptions ? "secureConnect" : "connect", () => socket.setTimeout(0));
+          return socket;
+        },
+      },
+    );
+  }
+}

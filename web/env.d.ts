@@ -1,0 +1,2 @@
+// esbuild bundles stylesheets imported from the pages' scripts into one .css file per page.
+declare module "*.css";
