@@ -29,7 +29,7 @@ export interface RpcDispatcherOptions {
   routes: (router: ConnectRouter) => void;
   /** Connect router options (limits, interceptors, compression, shutdown signal). */
   router: ConnectRouterOptions &
-    Pick<FastPathOptions, "readMaxBytes" | "writeMaxBytes" | "acceptCompression" | "interceptors" | "shutdownSignal">;
+    Pick<FastPathOptions, "readMaxBytes" | "writeMaxBytes" | "acceptCompression" | "interceptors" | "shutdownSignal" | "requestGate">;
   /** Serve plain unary calls on the fast path (false: everything through connect-node). */
   fastPath: boolean;
   /** Called for every request whose path is not an RPC this gateway serves. */
@@ -81,14 +81,19 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
   options.routes(recordingRouter);
 
   const routes = new Map<string, Route>();
-  const fastPathAllowed = options.fastPath && options.router.requestGate === undefined;
+  const fastPathAllowed = options.fastPath;
   for (const handler of router.handlers) {
     routes.set(handler.requestPath, {
       handler,
       fastUnary: fastPathAllowed ? unarySpecs.get(handler.requestPath) : undefined,
     });
   }
-  const fastPath = new UnaryFastPath({ ...options.router, compressMinBytes: COMPRESS_MIN_BYTES });
+  const fastPath = new UnaryFastPath({
+    ...options.router,
+    compressMinBytes: COMPRESS_MIN_BYTES,
+    // connect-node's own default when no maximum is configured.
+    maxTimeoutMs: options.router.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER,
+  });
 
   const serveWithConnect = (route: Route, req: HttpRequest, res: HttpResponse, body?: AsyncIterable<Uint8Array>) => {
     reencodeGrpcMessages(res);
@@ -115,18 +120,17 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
         options.fallback(req, res);
         return;
       }
-      const format = route.fastUnary && fastPath.accepts(req.method, req.headers, req.httpVersionMajor);
-      if (!format) {
+      const accepted = route.fastUnary && fastPath.accepts(req.method, req.headers, req.httpVersionMajor);
+      if (!accepted) {
         serveWithConnect(route, req, res);
         return;
       }
       fastPath.serve(
         route.fastUnary!,
-        format,
+        accepted,
         req as NodeJS.ReadableStream,
         {
           headers: req.headers,
-          httpVersionMajor: req.httpVersionMajor,
           url: () => requestUrl(req),
           onClientGone: (listener) => res.once("close", listener),
         },
@@ -138,15 +142,14 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
 
     handleStream(stream, headers, rawHeaders) {
       const route = routes.get(pathOf(headers[":path"]));
-      const format = route?.fastUnary && fastPath.accepts(headers[":method"], headers, 2);
-      if (!route || !format) return false;
+      const accepted = route?.fastUnary && fastPath.accepts(headers[":method"], headers, 2);
+      if (!route || !accepted) return false;
       fastPath.serve(
         route.fastUnary!,
-        format,
+        accepted,
         stream,
         {
           headers,
-          httpVersionMajor: 2,
           url: () => `${headers[":scheme"] ?? "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
           onClientGone: (listener) => stream.once("close", listener),
         },

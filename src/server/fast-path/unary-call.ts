@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import {
+  Code,
+  ConnectError,
   createContextValues,
   type ContextValues,
   type HandlerContext,
@@ -8,8 +10,11 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { createDeadlineSignal } from "@connectrpc/connect/protocol";
 import { create, isMessage, type DescMessage, type DescMethodUnary, type MessageShape } from "@bufbuild/protobuf";
 import { NodeHeadersView } from "./node-headers-view.js";
+
+type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 
 /** Response headers and trailers of one call, created only if somebody sets one. */
 export class ResponseMetadata {
@@ -41,20 +46,108 @@ export class ResponseMetadata {
   }
 }
 
-/** What the fast path knows about one call before it runs the implementation. */
-export interface UnaryCallInput {
-  requestMethod: string;
+/** What the fast path knows about one call before anything runs. */
+export interface UnaryCallFacts {
+  spec: UnarySpec;
   protocolName: string;
   headers: IncomingHttpHeaders;
+  /** The client's deadline, already parsed; undefined when it set none. */
+  timeoutMs: number | undefined;
   /** Builds the absolute request URL, only if somebody asks for it. */
   url: () => string;
-  /** Creates the call's abort signal, only if somebody asks for it. */
-  signal: () => AbortSignal;
-  /** Response headers and trailers; the implementation may add to them even when it fails. */
-  response: ResponseMetadata;
+  /** Registers a listener for the client going away before the call ended. */
+  onClientGone: (listener: () => void) => void;
+  shutdownSignal: AbortSignal;
 }
 
-type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
+/**
+ * The state of one unary call shared by the request gate, the interceptors and the
+ * implementation, as connect's handler context is, but built lazily: the URL, the abort signal
+ * (and its deadline timer), the request Headers, the context values and the response Headers
+ * only exist once something asks for them.
+ */
+export class UnaryCall {
+  readonly response = new ResponseMetadata();
+  private readonly startedAt = Date.now();
+  private urlValue: string | undefined;
+  private signalValue: AbortSignal | undefined;
+  private headerValue: Headers | undefined;
+  private valuesValue: ContextValues | undefined;
+  private finished = false;
+  private cleanup: (() => void) | undefined;
+
+  constructor(private readonly facts: UnaryCallFacts) {}
+
+  get url(): string {
+    return (this.urlValue ??= this.facts.url());
+  }
+
+  get header(): Headers {
+    return (this.headerValue ??= NodeHeadersView.of(this.facts.headers));
+  }
+
+  get values(): ContextValues {
+    return (this.valuesValue ??= createContextValues());
+  }
+
+  get signal(): AbortSignal {
+    if (this.signalValue) return this.signalValue;
+    const client = new AbortController();
+    this.facts.onClientGone(() => {
+      if (!this.finished) client.abort(new ConnectError("the client went away", Code.Canceled));
+    });
+    const signals = [client.signal, this.facts.shutdownSignal];
+    const remaining = this.timeoutMs();
+    if (remaining !== undefined) {
+      const deadline = createDeadlineSignal(remaining);
+      this.cleanup = deadline.cleanup;
+      signals.push(deadline.signal);
+    }
+    return (this.signalValue = AbortSignal.any(signals));
+  }
+
+  /** Time left before the client's deadline, or undefined without one. */
+  timeoutMs(): number | undefined {
+    return this.facts.timeoutMs === undefined ? undefined : this.facts.timeoutMs - (Date.now() - this.startedAt);
+  }
+
+  /** The HandlerContext the request gate and the implementation see. */
+  context(): HandlerContext {
+    const call = this;
+    const method = this.facts.spec.method;
+    return {
+      method,
+      service: method.parent,
+      requestMethod: "POST",
+      protocolName: this.facts.protocolName,
+      get url() {
+        return call.url;
+      },
+      get signal() {
+        return call.signal;
+      },
+      timeoutMs: () => call.timeoutMs(),
+      get requestHeader() {
+        return call.header;
+      },
+      get responseHeader() {
+        return call.response.header;
+      },
+      get responseTrailer() {
+        return call.response.trailer;
+      },
+      get values() {
+        return call.values;
+      },
+    };
+  }
+
+  /** The call is over: stop the deadline timer, and a late disconnect no longer aborts anything. */
+  finish(): void {
+    this.finished = true;
+    this.cleanup?.();
+  }
+}
 
 /** The output message of a call, and its wire bytes when they were produced inside the chain. */
 export interface UnaryCallResult {
@@ -63,46 +156,38 @@ export interface UnaryCallResult {
 }
 
 /**
- * Run one unary call through the interceptor chain into the implementation, the way
- * connect's own handlers do, but building the request and context lazily: the URL, the
- * abort signal, the request Headers and the response Headers are only created when
- * something reads them.
- *
- * The output is serialized inside the chain, so that a message too large to send is an
- * error the interceptors (the access log among them) see.
+ * Run one unary call through the interceptor chain into the implementation, the way connect's
+ * own handlers do. The output is serialized inside the chain, so that a message too large to
+ * send is an error the interceptors (the access log among them) see.
  */
 export async function invokeUnary(
+  call: UnaryCall,
   spec: UnarySpec,
   interceptors: readonly Interceptor[],
-  input: UnaryCallInput,
   message: MessageShape<DescMessage>,
   serialize: (output: MessageShape<DescMessage>) => Uint8Array,
 ): Promise<UnaryCallResult> {
   const method = spec.method as DescMethodUnary;
   const service = method.parent;
-  const metadata = input.response;
-  let url: string | undefined;
-  let signal: AbortSignal | undefined;
-  let header: Headers | undefined;
-  let values: ContextValues | undefined;
+  const metadata = call.response;
 
   const request: UnaryRequest = {
     stream: false,
     message,
     method,
     service,
-    requestMethod: input.requestMethod,
+    requestMethod: "POST",
     get url() {
-      return (url ??= input.url());
+      return call.url;
     },
     get signal() {
-      return (signal ??= input.signal());
+      return call.signal;
     },
     get header() {
-      return (header ??= NodeHeadersView.of(input.headers));
+      return call.header;
     },
     get contextValues() {
-      return (values ??= createContextValues());
+      return call.values;
     },
   };
 
@@ -110,32 +195,12 @@ export async function invokeUnary(
   let serialized: Uint8Array | undefined;
   let serializedMessage: MessageShape<DescMessage> | undefined;
   const implementation = async (req: UnaryRequest): Promise<UnaryResponse> => {
-    const context: HandlerContext = {
-      method,
-      service: req.service,
-      requestMethod: req.requestMethod,
-      protocolName: input.protocolName,
-      get url() {
-        return req.url;
-      },
-      get signal() {
-        return req.signal;
-      },
-      timeoutMs: () => undefined,
-      get requestHeader() {
-        return req.header;
-      },
-      get responseHeader() {
-        return metadata.header;
-      },
-      get responseTrailer() {
-        return metadata.trailer;
-      },
-      get values() {
-        return req.contextValues;
-      },
-    };
-    const output = await spec.impl(req.message, context);
+    const context = call.context();
+    // An interceptor may have replaced the request's header, signal or values: honour them.
+    const output = await spec.impl(
+      req.message,
+      req === request ? context : { ...context, service: req.service, requestHeader: req.header, signal: req.signal, values: req.contextValues },
+    );
     serializedMessage = isMessage(output, method.output) ? output : create(method.output, output);
     serialized = serialize(serializedMessage);
     return (ownResponse = {

@@ -1,12 +1,13 @@
-import { Code, ConnectError, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import { compressionNegotiate, mergeNonProtocolHeaders, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, trailerMux } from "@connectrpc/connect/protocol-connect";
-import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IncomingHttpHeaders } from "node:http";
 import { fixGrpcMessageTrailer } from "../grpc-message.js";
-import { invokeUnary, ResponseMetadata, type UnaryCallInput } from "./unary-call.js";
+import { invokeUnary, UnaryCall, type ResponseMetadata } from "./unary-call.js";
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 
@@ -42,6 +43,9 @@ export interface FastPathOptions {
   compressMinBytes: number;
   acceptCompression: Compression[];
   shutdownSignal: AbortSignal;
+  /** Largest deadline a client may ask for (connect-node's meaning: larger is an error). */
+  maxTimeoutMs: number;
+  requestGate?: (context: HandlerContext) => void | Promise<void>;
 }
 
 /** Hands a request the fast path started to read over to connect-node, with the bytes read so far. */
@@ -59,47 +63,96 @@ export interface UnaryReply {
 /** The request facts the fast path needs, read once from whichever HTTP API carried it. */
 export interface UnaryRequestFacts {
   headers: IncomingHttpHeaders;
-  httpVersionMajor: number;
   /** Builds the absolute request URL, only if somebody asks for it. */
   url: () => string;
   /** Calls back when the call ends early because the client went away. */
   onClientGone: (listener: () => void) => void;
 }
 
+/** A request the fast path accepted on its headers: its wire format and parsed deadline. */
+export interface AcceptedRequest {
+  format: WireFormat;
+  timeoutMs: number | undefined;
+}
+
 /**
  * Serves well-formed unary calls over gRPC, gRPC-web and Connect (POST) without connect-node's
  * per-call machinery: no async-iterable pipeline, no eager Headers/URL/AbortController.
  * It only takes requests it can answer exactly as connect-node would; anything unusual
- * (compression, deadlines, other codecs, malformed or oversized bodies) is replayed to
- * connect-node, which produces the reference behaviour and error.
+ * (compression, other codecs, malformed deadlines, malformed or oversized bodies) is replayed
+ * to connect-node, which produces the reference behaviour and error.
  */
 export class UnaryFastPath {
   constructor(private readonly options: FastPathOptions) {}
 
-  /** The wire format when this request is one the fast path serves, judged on headers alone. */
-  accepts(method: string | undefined, headers: IncomingHttpHeaders, httpVersionMajor: number): WireFormat | undefined {
+  /** The wire format and deadline when this request is one the fast path serves, judged on headers alone. */
+  accepts(method: string | undefined, headers: IncomingHttpHeaders, httpVersionMajor: number): AcceptedRequest | undefined {
     if (method !== "POST") return undefined;
     const format = wireFormats.get(headers["content-type"] ?? "");
     if (format === undefined) return undefined;
+    let timeout: ReturnType<typeof parseGrpcTimeout> | undefined;
     if (format.protocol === "connect") {
-      if (!isIdentity(headers["content-encoding"]) || headers["connect-timeout-ms"] !== undefined) return undefined;
+      if (!isIdentity(headers["content-encoding"])) return undefined;
       const version = headers["connect-protocol-version"];
       if (version !== undefined && version !== "1") return undefined;
+      const value = headers["connect-timeout-ms"];
+      if (value !== undefined) timeout = parseConnectTimeout(String(value), this.options.maxTimeoutMs);
     } else {
       // gRPC needs HTTP/2 trailers; connect-node decides what to do with gRPC over HTTP/1.1.
       if (format.protocol === "grpc" && httpVersionMajor !== 2) return undefined;
-      if (!isIdentity(headers["grpc-encoding"]) || headers["grpc-timeout"] !== undefined) return undefined;
+      if (!isIdentity(headers["grpc-encoding"])) return undefined;
+      const value = headers["grpc-timeout"];
+      if (value !== undefined) timeout = parseGrpcTimeout(String(value), this.options.maxTimeoutMs);
     }
+    // An invalid deadline is an error connect-node words; leave it to connect-node.
+    if (timeout?.error) return undefined;
     const declaredLength = Number(headers["content-length"] ?? 0);
     if (declaredLength > this.options.readMaxBytes + ENVELOPE_HEADER_BYTES) return undefined;
-    return format;
+    return { format, timeoutMs: timeout?.timeoutMs };
   }
 
   /**
-   * Read the body from a readable request (compat request or raw HTTP/2 stream), then either
-   * answer through `write`, or call `replay` when connect-node must take over.
+   * Run the request gate, read the body from a readable request (compat request or raw HTTP/2
+   * stream), then either answer through `write`, or call `replay` when connect-node must take over.
    */
   serve(
+    spec: UnarySpec,
+    accepted: AcceptedRequest,
+    body: NodeJS.ReadableStream,
+    facts: UnaryRequestFacts,
+    write: (reply: UnaryReply) => void,
+    replay: ReplayToConnect,
+    fail: (error: unknown) => void,
+  ): void {
+    const call = new UnaryCall({
+      spec,
+      protocolName: accepted.format.protocol,
+      headers: facts.headers,
+      timeoutMs: accepted.timeoutMs,
+      url: facts.url,
+      onClientGone: facts.onClientGone,
+      shutdownSignal: this.options.shutdownSignal,
+    });
+    const gate = this.options.requestGate;
+    if (gate === undefined) {
+      this.readAndAnswer(call, spec, accepted.format, body, facts, write, replay, fail);
+      return;
+    }
+    // The gate runs before the body is read, so a refused client cannot make us buffer its upload.
+    Promise.resolve()
+      .then(() => gate(call.context()))
+      .then(
+        () => this.readAndAnswer(call, spec, accepted.format, body, facts, write, replay, fail),
+        (reason: unknown) => {
+          call.finish();
+          return this.reply(accepted.format, facts, call, undefined, asConnectError(reason)).then(write);
+        },
+      )
+      .catch(fail);
+  }
+
+  private readAndAnswer(
+    call: UnaryCall,
     spec: UnarySpec,
     format: WireFormat,
     body: NodeJS.ReadableStream,
@@ -124,13 +177,18 @@ export class UnaryFastPath {
       const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received);
       const input = this.decode(spec, format, bytes);
       if (input === undefined) replay(chunks, true);
-      else this.answer(spec, format, facts, input).then(write).catch(fail);
+      else this.answer(call, spec, format, facts, input).then(write).catch(fail);
     };
     const stopReading = () => {
       body.off("data", onData);
       body.off("end", onEnd);
       body.pause();
     };
+    // A request whose headers carried END_STREAM may already be over once an async gate returns.
+    if ((body as { readableEnded?: boolean }).readableEnded) {
+      onEnd();
+      return;
+    }
     body.on("data", onData);
     body.on("end", onEnd);
   }
@@ -156,10 +214,32 @@ export class UnaryFastPath {
 
   /** Run the call and build the reply: the message, or the error, in the client's protocol. */
   private async answer(
+    call: UnaryCall,
     spec: UnarySpec,
     format: WireFormat,
     facts: UnaryRequestFacts,
     message: MessageShape<DescMessage>,
+  ): Promise<UnaryReply> {
+    let output: Uint8Array | undefined;
+    let error: ConnectError | undefined;
+    try {
+      const serialize = (out: MessageShape<DescMessage>) => this.serialize(spec, format, out);
+      const result = await invokeUnary(call, spec, this.options.interceptors, message, serialize);
+      output = result.bytes ?? serialize(result.message);
+    } catch (cause) {
+      error = asConnectError(cause);
+    } finally {
+      call.finish();
+    }
+    return this.reply(format, facts, call, output, error);
+  }
+
+  private reply(
+    format: WireFormat,
+    facts: UnaryRequestFacts,
+    call: UnaryCall,
+    output: Uint8Array | undefined,
+    error: ConnectError | undefined,
   ): Promise<UnaryReply> {
     const headers = facts.headers;
     const acceptHeader = format.protocol === "connect" ? headers["accept-encoding"] : headers["grpc-accept-encoding"];
@@ -167,36 +247,9 @@ export class UnaryFastPath {
       acceptHeader === undefined
         ? null
         : compressionNegotiate(this.options.acceptCompression, null, String(acceptHeader), "").response;
-    const response = new ResponseMetadata();
-    let finished = false;
-    const call: UnaryCallInput = {
-      requestMethod: "POST",
-      protocolName: format.protocol,
-      headers,
-      response,
-      url: facts.url,
-      signal: () => {
-        const abort = new AbortController();
-        facts.onClientGone(() => {
-          if (!finished) abort.abort(new ConnectError("the client went away", Code.Canceled));
-        });
-        return AbortSignal.any([abort.signal, this.options.shutdownSignal]);
-      },
-    };
-    let output: Uint8Array | undefined;
-    let error: ConnectError | undefined;
-    try {
-      const serialize = (out: MessageShape<DescMessage>) => this.serialize(spec, format, out);
-      const result = await invokeUnary(spec, this.options.interceptors, call, message, serialize);
-      output = result.bytes ?? serialize(result.message);
-    } catch (cause) {
-      error = cause instanceof ConnectError ? cause : new ConnectError("internal error", Code.Internal, undefined, undefined, cause);
-    } finally {
-      finished = true;
-    }
     return format.protocol === "connect"
-      ? this.connectReply(format, response, output, error, compression)
-      : this.grpcReply(format, response, output, error, compression);
+      ? this.connectReply(format, call.response, output, error, compression)
+      : this.grpcReply(format, call.response, output, error, compression);
   }
 
   private serialize(spec: UnarySpec, format: WireFormat, message: MessageShape<DescMessage>): Uint8Array {
@@ -295,6 +348,11 @@ export class UnaryFastPath {
     header.set("content-length", String(body.byteLength));
     return { status, headers: copyInto({}, header), body, trailers: undefined };
   }
+}
+
+function asConnectError(cause: unknown): ConnectError {
+  // Anything that is not a ConnectError is an internal failure whose message must not reach the client.
+  return cause instanceof ConnectError ? cause : new ConnectError("internal error", Code.Internal, undefined, undefined, cause);
 }
 
 function isIdentity(encoding: string | string[] | undefined): boolean {

@@ -1,7 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { gzipSync } from "node:zlib";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -51,6 +51,22 @@ function routes(router: ConnectRouter) {
   });
 }
 
+// A request gate as an auth layer would use it: it refuses before the body is read, sets
+// response metadata, and hands a value to the interceptors through the context.
+const gateUser = createContextKey<string>("anonymous", { description: "user set by the gate" });
+const gate = (context: HandlerContext) => {
+  context.responseHeader.set("x-gate", "checked");
+  if (context.requestHeader.get("x-gate") === "deny") {
+    throw new ConnectError("no entry", Code.Unauthenticated);
+  }
+  context.values.set(gateUser, context.requestHeader.get("x-user") ?? "anonymous");
+};
+const gateReader: Interceptor = (next) => async (req) => {
+  const res = await next(req);
+  res.header.set("x-user-seen", req.contextValues.get(gateUser));
+  return res;
+};
+
 async function startServer(fastPath: boolean) {
   // Records whether each call's request headers were the fast path's lazy view or real Headers.
   const headerKinds: string[] = [];
@@ -67,7 +83,8 @@ async function startServer(fastPath: boolean) {
     },
     logger: createLogger("silent"),
     router: {
-      interceptors: [probe, refusing, tagging],
+      interceptors: [probe, refusing, tagging, gateReader],
+      requestGate: gate,
       acceptCompression: [compressionGzip, compressionBrotli],
       readMaxBytes: MAX_MESSAGE_BYTES,
       writeMaxBytes: MAX_MESSAGE_BYTES,
@@ -182,6 +199,8 @@ for (const [label, headers, encode] of [
     { name: `${label}: message over the size limit`, path: GREET, headers, body: encode(greet("x".repeat(2000))) },
     { name: `${label}: client accepts gzip`, path: DIVIDE, headers: { ...headers, "grpc-accept-encoding": "gzip", "accept-encoding": "gzip" }, body: encode(divide(9, 3)) },
     { name: `${label}: garbage protobuf`, path: DIVIDE, headers, body: encode(Uint8Array.from([0xff, 0xff, 0xff, 0xff])) },
+    { name: `${label}: request gate refuses`, path: DIVIDE, headers: { ...headers, "x-gate": "deny" }, body: encode(divide(1, 1)) },
+    { name: `${label}: request gate passes a value on`, path: DIVIDE, headers: { ...headers, "x-user": "ada" }, body: encode(divide(1, 1)) },
     { name: `${label}: empty body`, path: DIVIDE, headers, body: Buffer.alloc(0) },
   );
 }
@@ -194,6 +213,8 @@ for (const [label, headers] of [["grpc", grpc], ["grpc-web", grpcWeb]] as const)
     { name: `${label}: gzip-compressed request`, path: DIVIDE, headers: { ...headers, "grpc-encoding": "gzip" }, body: envelope(gzipSync(divide(8, 2)), 1) },
     { name: `${label}: unknown grpc-encoding`, path: DIVIDE, headers: { ...headers, "grpc-encoding": "snappy" }, body: envelope(divide(8, 2)) },
     { name: `${label}: a deadline`, path: DIVIDE, headers: { ...headers, "grpc-timeout": "5S" }, body: envelope(divide(8, 2)) },
+    { name: `${label}: an error under a deadline`, path: DIVIDE, headers: { ...headers, "grpc-timeout": "100m" }, body: envelope(divide(8, 0)) },
+    { name: `${label}: a deadline too long to express`, path: DIVIDE, headers: { ...headers, "grpc-timeout": "123456789S" }, body: envelope(divide(8, 2)) },
     { name: `${label}: an invalid deadline`, path: DIVIDE, headers: { ...headers, "grpc-timeout": "soon" }, body: envelope(divide(8, 2)) },
   );
 }
@@ -251,7 +272,8 @@ describe("fast path and connect-node answer byte for byte alike", () => {
       }
     }
     await sendHttp2(fast.port, DIVIDE, grpc, envelope(divide(10, 4)));
-    expect(fast.headerKinds).toEqual(Array(5).fill("lazy view"));
+    await sendHttp2(fast.port, DIVIDE, { ...grpc, "grpc-timeout": "2S" }, envelope(divide(10, 4)));
+    expect(fast.headerKinds).toEqual(Array(6).fill("lazy view"));
     expect(reference.headerKinds).toEqual(Array(4).fill("Headers"));
   });
 
