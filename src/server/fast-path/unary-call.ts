@@ -11,7 +11,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { createDeadlineSignal } from "@connectrpc/connect/protocol";
-import { create, isMessage, type DescMessage, type DescMethodUnary, type MessageShape } from "@bufbuild/protobuf";
+import { create, isMessage, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { NodeHeadersView } from "./node-headers-view.js";
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
@@ -113,33 +113,7 @@ export class UnaryCall {
 
   /** The HandlerContext the request gate and the implementation see. */
   context(): HandlerContext {
-    const call = this;
-    const method = this.facts.spec.method;
-    return {
-      method,
-      service: method.parent,
-      requestMethod: "POST",
-      protocolName: this.facts.protocolName,
-      get url() {
-        return call.url;
-      },
-      get signal() {
-        return call.signal;
-      },
-      timeoutMs: () => call.timeoutMs(),
-      get requestHeader() {
-        return call.header;
-      },
-      get responseHeader() {
-        return call.response.header;
-      },
-      get responseTrailer() {
-        return call.response.trailer;
-      },
-      get values() {
-        return call.values;
-      },
-    };
+    return new LazyHandlerContext(this, this.facts.spec.method, this.facts.protocolName);
   }
 
   /** The call is over: stop the deadline timer, and a late disconnect no longer aborts anything. */
@@ -147,6 +121,50 @@ export class UnaryCall {
     this.finished = true;
     this.cleanup?.();
   }
+}
+
+/**
+ * A HandlerContext whose expensive members come from the call on first use. A class keeps the
+ * accessors on its prototype: an object literal with getters would allocate a closure per
+ * accessor on every call.
+ */
+class LazyHandlerContext implements HandlerContext {
+  readonly service: DescService;
+  readonly requestMethod = "POST";
+
+  constructor(
+    private readonly call: UnaryCall,
+    readonly method: DescMethod,
+    readonly protocolName: string,
+  ) {
+    this.service = method.parent;
+  }
+
+  get url(): string {
+    return this.call.url;
+  }
+
+  get signal(): AbortSignal {
+    return this.call.signal;
+  }
+
+  get requestHeader(): Headers {
+    return this.call.header;
+  }
+
+  get responseHeader(): Headers {
+    return this.call.response.header;
+  }
+
+  get responseTrailer(): Headers {
+    return this.call.response.trailer;
+  }
+
+  get values(): ContextValues {
+    return this.call.values;
+  }
+
+  readonly timeoutMs = (): number | undefined => this.call.timeoutMs();
 }
 
 /** The output message of a call, and its wire bytes when they were produced inside the chain. */
@@ -197,10 +215,7 @@ export async function invokeUnary(
   const implementation = async (req: UnaryRequest): Promise<UnaryResponse> => {
     const context = call.context();
     // An interceptor may have replaced the request's header, signal or values: honour them.
-    const output = await spec.impl(
-      req.message,
-      req === request ? context : { ...context, service: req.service, requestHeader: req.header, signal: req.signal, values: req.contextValues },
-    );
+    const output = await spec.impl(req.message, req === request ? context : contextFor(req, context));
     serializedMessage = isMessage(output, method.output) ? output : create(method.output, output);
     serialized = serialize(serializedMessage);
     return (ownResponse = {
@@ -226,4 +241,21 @@ export async function invokeUnary(
   if (response !== ownResponse) metadata.adopt(response);
   // An interceptor that swapped the message gets it serialized again, outside the chain.
   return { message: response.message, bytes: response.message === serializedMessage ? serialized : undefined };
+}
+
+/** The context for a request an interceptor replaced: its header, signal and values win. */
+function contextFor(req: UnaryRequest, context: HandlerContext): HandlerContext {
+  return {
+    method: context.method,
+    service: req.service,
+    requestMethod: req.requestMethod,
+    protocolName: context.protocolName,
+    url: req.url,
+    signal: req.signal,
+    timeoutMs: context.timeoutMs,
+    requestHeader: req.header,
+    responseHeader: context.responseHeader,
+    responseTrailer: context.responseTrailer,
+    values: req.contextValues,
+  };
 }
