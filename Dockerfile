@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+#   docker build -t connect-gateway:0.1.0 .
+# Three stages: compile with every dependency, install the runtime dependencies alone, and copy
+# just those two results onto a distroless Node.js 20 base (no shell, no npm, no package manager).
+
+# --- build: TypeScript → dist/ (src and gen), browser pages → dist/web ---------------------------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: no install script is needed to compile (esbuild finds its binary in its
+# platform package), and `prepare` would build the pages before web/ is copied in.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY gen ./gen
+COPY src ./src
+COPY web ./web
+RUN npm run build
+RUN npm run build:web
+
+# --- deps: production dependencies only (no tsx, TypeScript, test tools or buf) ----------------
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts here too: `prepare` builds the pages with tsx, which --omit=dev leaves out.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# --- runtime ------------------------------------------------------------------------------------
+# Distroless: node and its libraries only, running as the unprivileged user 65532.
+FROM gcr.io/distroless/nodejs20-debian12:nonroot
+WORKDIR /app
+ENV NODE_ENV=production
+# package.json says "type": "module", which Node needs to load dist/ as ES modules.
+COPY --from=deps /app/package.json ./package.json
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# Numeric, so Kubernetes can verify runAsNonRoot without looking the name up.
+USER 65532:65532
+EXPOSE 8080
+# The base image's entrypoint is node itself, so node is PID 1 and the kubelet's SIGTERM reaches
+# the gateway's own handler (graceful drain) directly: no shell or npm in between to swallow it.
+# Nothing is written at run time, so a read-only root filesystem works.
+CMD ["dist/src/main.js"]
