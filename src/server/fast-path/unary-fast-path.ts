@@ -133,16 +133,17 @@ export class UnaryFastPath {
       onClientGone: facts.onClientGone,
       shutdownSignal: this.options.shutdownSignal,
     });
+    const readAndAnswer = () => this.readAndAnswer(call, spec, accepted.format, body, facts, write, replay, fail);
     const gate = this.options.requestGate;
     if (gate === undefined) {
-      this.readAndAnswer(call, spec, accepted.format, body, facts, write, replay, fail);
+      readAndAnswer();
       return;
     }
     // The gate runs before the body is read, so a refused client cannot make us buffer its upload.
     Promise.resolve()
       .then(() => gate(call.context()))
       .then(
-        () => this.readAndAnswer(call, spec, accepted.format, body, facts, write, replay, fail),
+        readAndAnswer,
         (reason: unknown) => {
           call.finish();
           return this.reply(accepted.format, facts, call, undefined, asConnectError(reason)).then(write);
