@@ -23,6 +23,10 @@ import { createWebApp } from "./server/web-app.js";
 import { demoServices, registerDemoServices } from "./services/demo-services.js";
 import { createCors } from "./web/cors.js";
 import { createWebPages } from "./web/web-pages.js";
+import { GatewayMetrics } from "./ops/metrics.js";
+import { setUpTracing } from "./ops/tracing.js";
+import { PEER_HEADER } from "./security/identity.js";
+import { createSecurity } from "./security/request-gate.js";
 
 /** A running (or ready to run) gateway: one port, every protocol, health, reflection and graceful shutdown. */
 export interface Gateway {
@@ -54,7 +58,11 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     if (config.reflection.enabled) served.push(...registerReflection(router, served));
   };
 
+  const metrics = config.observability.metrics.enabled ? new GatewayMetrics(config.observability.metrics) : undefined;
+  const security = createSecurity(config.security, { logger, metrics });
+  const tracing = setUpTracing(config.observability.tracing);
   const plainRoutes = createHealthEndpoints(readiness);
+  if (metrics) plainRoutes["/metrics"] = metrics.handler();
   const webApp = createWebApp(plainRoutes);
   const webPages = createWebPages({ config: config.web, services: () => served, upstreamServices: () => upstream?.services ?? [] });
   const cors = createCors(config.web.cors);
@@ -83,7 +91,8 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     fastPath: config.fastPath.enabled,
     logger,
     router: {
-      interceptors: defaultInterceptors({ logger }),
+      interceptors: defaultInterceptors({ logger, metrics, services: served, tracer: tracing?.tracer }),
+      requestGate: security.gate,
       // gzip is what gRPC and Connect clients commonly offer; brotli for browsers using Connect.
       acceptCompression: [compressionGzip, compressionBrotli],
       readMaxBytes: config.limits.maxMessageBytes,
@@ -105,6 +114,8 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   };
   const onRequest = (req: HttpRequest, res: HttpResponse) => {
     track(res);
+    // Always overwritten: a client cannot choose the address it is logged and rate limited by.
+    req.headers[PEER_HEADER] = req.socket.remoteAddress;
     // While draining, HTTP/1.1 connections close after their current response.
     if (!readiness.isReady && req.httpVersionMajor === 1) res.setHeader("connection", "close");
     if (cors?.handle(req, res)) return;
@@ -112,7 +123,10 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   };
   const onStream: StreamHandler = (stream, headers, rawHeaders) => {
     if (cors?.needsRequestApi(headers)) return false;
-    if (!upstream!.handleStream(stream, headers) && !rpc!.handleStream(stream, headers, rawHeaders)) return false;
+    headers[PEER_HEADER] = stream.session?.socket.remoteAddress;
+    // The gRPC pass-through skips the router's request gate, so with a gate its calls take the router's forwarding path.
+    const passthrough = security.gate === undefined && upstream!.handleStream(stream, headers);
+    if (!passthrough && !rpc!.handleStream(stream, headers, rawHeaders)) return false;
     track(stream);
     return true;
   };
@@ -122,7 +136,11 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     onStream,
     logger,
     limits: config.limits,
-    tls: config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
+    tls: config.tls && {
+      cert: readFileSync(config.tls.certFile),
+      key: readFileSync(config.tls.keyFile),
+      clientCa: config.security.clientCertificates && readFileSync(config.security.clientCertificates.caFile),
+    },
   });
 
 
@@ -134,7 +152,18 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
       return served.map((s) => s.typeName);
     },
     async listen() {
-      upstream = await startUpstreamRoutes(config, logger);
+      upstream = await startUpstreamRoutes(config, logger, { metrics: metrics?.upstream });
+      if (metrics) {
+        const clusters = upstream.clusters;
+        metrics.addUpstreamState(function* () {
+          const now = Date.now();
+          for (const cluster of clusters.values()) {
+            for (const e of cluster.knownEndpoints) {
+              yield { route: cluster.name, endpoint: e.address, healthy: e.healthy, ejected: e.isEjected(now), inFlight: e.inFlight };
+            }
+          }
+        });
+      }
       served.push(...upstream.services);
       rpc = createDispatcher();
       for (const service of served) health.set(service.typeName, ServingStatus.NOT_SERVING);
@@ -163,6 +192,8 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
         }
         server.destroyAll();
         await upstream?.close();
+        await security.close();
+        await tracing?.shutdown();
         logger.info("stopped");
       })();
       return shuttingDown;

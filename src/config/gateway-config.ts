@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { upstreamsSchema } from "./upstream-config.js";
 import { webSchema } from "./web-config.js";
+import { securitySchema } from "./security-config.js";
+import { observabilitySchema } from "./observability-config.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -72,6 +74,8 @@ export const gatewayConfigSchema = z
       .prefault({}),
     upstreams: upstreamsSchema.prefault({}),
     web: webSchema.prefault({}),
+    security: securitySchema.prefault({}),
+    observability: observabilitySchema.prefault({}),
   })
   .strict();
 

@@ -37,6 +37,20 @@ export const environmentVariables: ReadonlyArray<{ name: string; path: string[];
   { name: "GATEWAY_WEB_APP", path: ["web", "app", "enabled"], kind: "boolean" },
   { name: "GATEWAY_EXPLORER", path: ["web", "explorer", "enabled"], kind: "boolean" },
   { name: "GATEWAY_CORS_ALLOWED_ORIGINS", path: ["web", "cors", "allowedOrigins"], kind: "string" },
+  { name: "GATEWAY_METRICS", path: ["observability", "metrics", "enabled"], kind: "boolean" },
+  { name: "GATEWAY_TRACING", path: ["observability", "tracing", "enabled"], kind: "boolean" },
+  { name: "GATEWAY_OTLP_TRACES_ENDPOINT", path: ["observability", "tracing", "otlpEndpoint"], kind: "string" },
+  { name: "GATEWAY_API_KEYS_FILE", path: ["security", "apiKeys", "file"], kind: "string" },
+  { name: "GATEWAY_JWT_JWKS_FILE", path: ["security", "jwt", "jwksFile"], kind: "string" },
+  { name: "GATEWAY_JWT_JWKS_URL", path: ["security", "jwt", "jwksUrl"], kind: "string" },
+  { name: "GATEWAY_JWT_ISSUER", path: ["security", "jwt", "issuer"], kind: "string" },
+  { name: "GATEWAY_JWT_AUDIENCE", path: ["security", "jwt", "audience"], kind: "string" },
+  { name: "GATEWAY_DEFAULT_ACCESS", path: ["security", "defaultAccess"], kind: "string" },
+  { name: "GATEWAY_RATE_LIMIT", path: ["security", "rateLimit", "enabled"], kind: "boolean" },
+  { name: "GATEWAY_RATE_LIMIT_RPS", path: ["security", "rateLimit", "requestsPerSecond"], kind: "integer" },
+  { name: "GATEWAY_RATE_LIMIT_BURST", path: ["security", "rateLimit", "burst"], kind: "integer" },
+  { name: "RATE_LIMIT_REDIS_URL", path: ["security", "rateLimit", "redisUrl"], kind: "string" },
+  { name: "GATEWAY_TLS_CLIENT_CA_FILE", path: ["security", "clientCertificates", "caFile"], kind: "string" },
 ];
 
 /** The environment variable that names an optional YAML or JSON config file. */

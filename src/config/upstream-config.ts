@@ -7,16 +7,24 @@ import { z } from "zod";
  */
 
 const positiveMs = z.number().int().min(1);
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:/\s[\]]+):\d{1,5}$/, "expected host:port (IPv6 in brackets: [::1]:50051)");
+const DNS_TARGET = /^dns:\/\/[^/]*\/[^:/\s]+:(\d{1,5})$/;
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:/\s[\]]+):(\d{1,5})$/;
 
-const DNS_TARGET = /^dns:\/\/[^/]*\/[^:/\s]+:\d{1,5}$/;
-const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:/\s[\]]+):\d{1,5}$/;
+/** True when the text ends in a TCP port a server can listen on (1-65535). */
+function hasTcpPort(text: string, pattern: RegExp): boolean {
+  const port = pattern.exec(text)?.at(-1);
+  return port !== undefined && Number(port) >= 1 && Number(port) <= 65535;
+}
+
+const hostPort = z
+  .string()
+  .refine((text) => hasTcpPort(text, HOST_PORT), "expected host:port with a port from 1 to 65535 (IPv6 in brackets: [::1]:50051)");
 
 /** `dns:///name:port` (a Kubernetes headless Service, every A/AAAA record), or static host:port endpoints. */
 const target = z.union([z.string(), z.array(hostPort).min(1)]).superRefine((value, ctx) => {
   // Checked here rather than in the union, whose failure would only say "Invalid input".
-  if (typeof value === "string" && !DNS_TARGET.test(value) && !HOST_PORT.test(value)) {
-    ctx.addIssue({ code: "custom", message: "expected dns:///host:port, host:port, or a list of host:port" });
+  if (typeof value === "string" && !hasTcpPort(value, DNS_TARGET) && !hasTcpPort(value, HOST_PORT)) {
+    ctx.addIssue({ code: "custom", message: "expected dns:///host:port, host:port, or a list of host:port, with a port from 1 to 65535" });
   }
 });
 

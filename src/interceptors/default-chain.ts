@@ -1,11 +1,28 @@
+import type { DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
+import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "../ops/logger.js";
-import { accessLogInterceptor } from "./access-log.js";
+import type { GatewayMetrics } from "../ops/metrics.js";
+import { accessLogInterceptor, requestIdInterceptor } from "./access-log.js";
+import { metricsInterceptor } from "./metrics.js";
+import { tracingInterceptor } from "./tracing.js";
+import { methodsWithRules, validationInterceptor } from "./validation.js";
 
-/** The interceptor chain every call runs through; the first entry is the outermost. */
-export function defaultInterceptors(deps: { logger: Logger }): Interceptor[] {
+/**
+ * The interceptor chain every call runs through; the first entry is the outermost.
+ * Authentication and rate limiting are not here: they run in the request gate
+ * (src/security/request-gate.ts), before the request body is read.
+ */
+export function defaultInterceptors(deps: { logger: Logger; metrics?: GatewayMetrics; services?: readonly DescService[]; tracer?: Tracer }): Interceptor[] {
   const chain: Interceptor[] = [];
-  // A disabled access log costs nothing per call when it is left out of the chain.
-  if (deps.logger.isLevelEnabled("info")) chain.push(accessLogInterceptor(deps.logger));
+  // Outermost, so the access log line and everything after it run inside the server span.
+  if (deps.tracer) chain.push(tracingInterceptor(deps.tracer));
+  // A disabled feature costs nothing per call when it is left out of the chain.
+  if (deps.logger.isLevelEnabled("info")) chain.push(accessLogInterceptor(deps.logger, { tracing: deps.tracer !== undefined }));
+  else chain.push(requestIdInterceptor());
+  if (deps.metrics) chain.push(metricsInterceptor(deps.metrics));
+  // Innermost, so a violation is logged and counted like any other invalid_argument.
+  const validated = methodsWithRules(deps.services ?? []);
+  if (validated.size > 0) chain.push(validationInterceptor(validated, deps.logger));
   return chain;
 }

@@ -2,6 +2,23 @@ import { pino, type Logger, type LevelWithSilent } from "pino";
 
 export type { Logger };
 
+/**
+ * Where credentials can appear in logged objects: request headers, errors' metadata. Exact paths
+ * only: a wildcard path makes every log line about three times slower (measured: 1.5 → 4.4 µs).
+ */
+export const REDACTED_PATHS = [
+  "authorization",
+  "cookie",
+  "apiKey",
+  "token",
+  "password",
+  "headers.authorization",
+  "headers.cookie",
+  'headers["x-api-key"]',
+  'headers["proxy-authorization"]',
+  'err.metadata["x-api-key"]',
+];
+
 /** How often buffered log lines are written out even when the buffer is not full. */
 const FLUSH_INTERVAL_MS = 500;
 
@@ -15,6 +32,8 @@ export function createLogger(level: LevelWithSilent, destination?: NodeJS.Writab
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // Credentials must never reach a log line, even when a debug line dumps headers or config.
+      redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
     },
     destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
   );

@@ -18,6 +18,10 @@ export interface ConnectionLimits {
   maxConnectionAgeGraceMs?: number;
 }
 
+/** Client stream resets one connection may make within RESET_WINDOW_MS before it is cut (if they are most of its streams). */
+const MAX_CLIENT_RESETS_PER_WINDOW = 100;
+const RESET_WINDOW_MS = 10_000;
+
 /** Serves a raw HTTP/2 stream; returns false to have it served through onRequest instead. */
 export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]) => boolean;
 
@@ -28,7 +32,8 @@ export interface SinglePortServerOptions {
   limits: ConnectionLimits;
   logger: Logger;
   /** PEM certificate and key; when set the port speaks TLS and negotiates h2 or http/1.1 by ALPN. */
-  tls?: { cert: Buffer; key: Buffer };
+  /** clientCa: require a client certificate signed by it (mTLS); the handshake fails without one. */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
 }
 
 /**
@@ -45,6 +50,7 @@ export class SinglePortServer {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sniffing = new Set<net.Socket>();
   private readonly http1Sockets = new Set<net.Socket>();
+  private readonly resets = new WeakMap<http2.ServerHttp2Session, { startedAt: number; opened: number; reset: number }>();
 
   constructor(private readonly options: SinglePortServerOptions) {
     const { limits, onRequest, onStream, tls } = options;
@@ -58,7 +64,14 @@ export class SinglePortServer {
     };
     if (tls) {
       const secure = http2.createSecureServer(
-        { ...http2Options, cert: tls.cert, key: tls.key, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
+        {
+          ...http2Options,
+          cert: tls.cert,
+          key: tls.key,
+          allowHTTP1: true,
+          ALPNProtocols: ["h2", "http/1.1"],
+          ...(tls.clientCa && { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+        },
         onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
       );
       secure.on("secureConnection", (socket: net.Socket) => this.trackHttp1Socket(socket));
@@ -72,6 +85,9 @@ export class SinglePortServer {
           maxHeaderSize: limits.maxHeaderBytes,
           headersTimeout: limits.headersTimeoutMs,
           keepAliveTimeout: limits.idleTimeoutMs,
+          // Node checks header timeouts only this often (30 s by default), which would let a
+          // slowloris client outlive headersTimeoutMs many times over.
+          connectionsCheckingInterval: Math.max(250, Math.min(limits.headersTimeoutMs / 2, 30_000)),
         },
         onRequest as http.RequestListener,
       );
@@ -86,6 +102,13 @@ export class SinglePortServer {
       _flags: number,
       rawHeaders: string[],
     ) => {
+      // A client's RST_STREAM or a protocol error surfaces as an 'error' event; unheard, it would crash the process.
+      stream.on("error", (err) => options.logger.debug({ err }, "http/2 stream error"));
+      const session = stream.session as http2.ServerHttp2Session | undefined;
+      this.countStream(session, false);
+      stream.once("close", () => {
+        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) this.countStream(session, true);
+      });
       if (onStream?.(stream, headers, rawHeaders)) return;
       serveThroughRequestApi(stream, headers, rawHeaders, onRequest);
     };
@@ -95,8 +118,21 @@ export class SinglePortServer {
       // Idle connections are closed gracefully (GOAWAY lets open streams finish) rather than cut.
       session.setTimeout(limits.idleTimeoutMs, () => session.close());
       if (limits.maxConnectionAgeMs) this.limitAge(session, limits.maxConnectionAgeMs, limits.maxConnectionAgeGraceMs ?? 0);
-      session.on("close", () => this.sessions.delete(session));
-      session.on("error", (err) => options.logger.debug({ err }, "http/2 session error"));
+      // A connection must open its first stream (complete request headers) within headersTimeoutMs.
+      const firstStream = setTimeout(() => session.destroy(), limits.headersTimeoutMs);
+      session.once("stream", () => clearTimeout(firstStream));
+      session.on("close", () => {
+        clearTimeout(firstStream);
+        this.sessions.delete(session);
+      });
+      // After a protocol error (floods, rapid reset) Node sends GOAWAY but keeps the socket;
+      // the connection is of no further use, so it is cut.
+      session.on("error", (err) => {
+        options.logger.debug({ err }, "http/2 session error");
+        session.destroy();
+      });
+      // The client closed its side: nothing more will arrive, let pending writes go and close ours.
+      session.socket?.once("end", () => setTimeout(() => session.destroy(), 1_000).unref());
     });
     this.http2Server.on("sessionError", (err) => options.logger.debug({ err }, "http/2 session error"));
   }
@@ -134,6 +170,31 @@ export class SinglePortServer {
     for (const socket of this.http1Sockets) socket.destroy();
     for (const socket of this.sniffing) socket.destroy();
     this.http1?.close(() => undefined);
+  }
+
+  /**
+   * HTTP/2 rapid reset (CVE-2023-44487): a client that cancels streams as fast as it opens them
+   * makes the server start work for nothing. nghttp2 has its own limit, but once it trips, Node
+   * stops reading the socket without closing it, and the connection lingers until the idle
+   * timeout. The gateway cuts such a connection itself, well before that limit.
+   */
+  private countStream(session: http2.ServerHttp2Session | undefined, reset: boolean): void {
+    if (!session || session.destroyed) return;
+    const now = Date.now();
+    let window = this.resets.get(session);
+    if (!window || now - window.startedAt > RESET_WINDOW_MS) {
+      window = { startedAt: now, opened: 0, reset: 0 };
+      this.resets.set(session, window);
+    }
+    if (!reset) {
+      window.opened++;
+      return;
+    }
+    // A busy proxy connection cancels some calls legitimately; an attack cancels nearly all.
+    if (++window.reset > MAX_CLIENT_RESETS_PER_WINDOW && window.reset * 2 > window.opened) {
+      this.options.logger.warn({ resets: window.reset, streams: window.opened }, "http/2 client resets most of its streams: closing the connection");
+      session.destroy();
+    }
   }
 
   /** GOAWAY after the (jittered) maximum age; cut the connection if calls outlast the grace period. */

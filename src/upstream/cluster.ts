@@ -11,6 +11,8 @@ import { Endpoint } from "./endpoint.js";
 import { backoffMs, RetryBudget } from "./retry-budget.js";
 import { formatAddress, parseTarget, type EndpointAddress, type UpstreamTarget } from "./target.js";
 import { markNotSent, upstreamError, wasNotSent } from "./upstream-errors.js";
+import type { UpstreamMetricsHooks } from "../ops/metrics.js";
+import { endSpan, startAttemptSpan, withSpan } from "../ops/tracing.js";
 
 /** What one upstream call asks of the cluster. */
 export interface UpstreamCallOptions {
@@ -42,6 +44,7 @@ export interface ClusterDependencies {
   maxMessageBytes: number;
   /** Resolver for `dns:///` targets; the default asks the route's configured DNS servers. */
   resolve?: ResolveAddresses;
+  metrics?: UpstreamMetricsHooks;
 }
 
 /**
@@ -117,8 +120,14 @@ export class Cluster {
     const startedAt = Date.now();
     const deadline = options.timeoutMs === undefined ? undefined : startedAt + options.timeoutMs;
     let release: ReleaseSlot;
-    const slot = this.breaker.acquire(options.signal);
-    release = slot instanceof Promise ? await slot : slot;
+    const metrics = this.deps.metrics;
+    try {
+      const slot = this.breaker.acquire(options.signal);
+      release = slot instanceof Promise ? await slot : slot;
+    } catch (error) {
+      if (!options.signal?.aborted) metrics?.breakerRejection(this.name);
+      throw error;
+    }
     this.budget.recordCall();
     const tried = new Set<Endpoint>();
     const policy = this.route.retry;
@@ -130,6 +139,7 @@ export class Cluster {
         throw this.noEndpointError();
       }
       tried.add(endpoint);
+      if (attemptNumber > 1) metrics?.retry(this.name);
       endpoint.inFlight++;
       let started = false;
       try {
@@ -140,7 +150,14 @@ export class Cluster {
         const remaining = deadline === undefined ? undefined : deadline - Date.now();
         if (remaining !== undefined && remaining <= 0) throw this.deadlineError(options, attemptNumber);
         started = true;
-        const value = await attempt(endpoint, remaining);
+        const span = startAttemptSpan(options.method, endpoint.address, attemptNumber);
+        let value: T;
+        try {
+          value = await withSpan(span, () => attempt(endpoint, remaining));
+        } catch (error) {
+          if (span !== undefined) endSpan(span, ConnectError.from(error).code, ConnectError.from(error).rawMessage);
+          throw error;
+        }
         let finished = false;
         return {
           value,
@@ -149,7 +166,10 @@ export class Cluster {
             if (finished) return;
             finished = true;
             endpoint.inFlight--;
-            this.record(endpoint, error === undefined ? undefined : upstreamError(error, endpoint.address, options.signal), options.signal);
+            const failure = error === undefined ? undefined : upstreamError(error, endpoint.address, options.signal);
+            metrics?.attempt(this.name, endpoint.address, failure?.code ?? 0);
+            endSpan(span, failure?.code ?? 0, failure?.rawMessage);
+            this.record(endpoint, failure, options.signal);
             release();
           },
         };
@@ -159,6 +179,7 @@ export class Cluster {
         // Once the attempt ran, a request stream may have been consumed: "not sent" (REFUSED_STREAM)
         // then only helps when the request can be sent again.
         const notSent = (wasNotSent(error) || wasNotSent(reason)) && (!started || options.replayable);
+        metrics?.attempt(this.name, endpoint.address, error.code);
         this.record(endpoint, error, options.signal, notSent);
         if (options.signal?.aborted) {
           release();
@@ -233,6 +254,7 @@ export class Cluster {
     endpoint.ejectedUntil = now + duration;
     endpoint.lastEjectionEndedAt = endpoint.ejectedUntil;
     endpoint.consecutiveFailures = 0;
+    this.deps.metrics?.ejection(this.name, endpoint.address);
     this.deps.logger.warn(
       { route: this.name, endpoint: endpoint.address, ejectionMs: duration, ejections: endpoint.ejections, err: error.rawMessage },
       "upstream endpoint ejected",

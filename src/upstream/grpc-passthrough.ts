@@ -7,6 +7,7 @@ import type { EndpointSessions } from "./endpoint-sessions.js";
 import { formatGrpcTimeout, parseGrpcTimeout, upstreamTimeoutMs } from "./deadline.js";
 import { relayNodeResponseMetadata, type HeaderPolicy } from "./header-policy.js";
 import { markNotSent } from "./upstream-errors.js";
+import { injectTraceHeaders, runInRequestContext } from "../ops/tracing.js";
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 const ENVELOPE_HEADER_BYTES = 5;
@@ -64,7 +65,8 @@ export class GrpcPassthrough {
     const path = headers[":path"];
     const target = path === undefined ? undefined : this.targets.get(path);
     if (target === undefined) return false;
-    new PassthroughCall(stream, headers, path!, target, this.options).run();
+    // No server span here (no interceptors): upstream attempts continue the client's own trace.
+    runInRequestContext(headers, () => new PassthroughCall(stream, headers, path!, target, this.options).run());
     return true;
   }
 }
@@ -149,6 +151,7 @@ class PassthroughCall {
       if (value !== undefined) headers[name] = value;
     }
     this.target.headers.forwardNode(this.headers, headers);
+    injectTraceHeaders(headers);
     if (remainingMs !== undefined) headers["grpc-timeout"] = formatGrpcTimeout(remainingMs);
     let upstream: http2.ClientHttp2Stream;
     try {
@@ -354,7 +357,9 @@ function streamClosedError(upstream: http2.ClientHttp2Stream): ConnectError {
   if (code === http2.constants.NGHTTP2_REFUSED_STREAM) {
     return markNotSent(new ConnectError("upstream refused the stream (REFUSED_STREAM)", Code.Unavailable));
   }
-  if (code === NGHTTP2_CANCEL) return new ConnectError("upstream cancelled the stream", Code.Canceled);
+  // The client's own cancellation is handled before this; a CANCEL here means the upstream's
+  // connection went away (Node resets its streams with CANCEL): a transport failure.
+  if (code === NGHTTP2_CANCEL) return new ConnectError("upstream connection lost (stream cancelled)", Code.Unavailable);
   if (code === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM) return new ConnectError("upstream: ENHANCE_YOUR_CALM", Code.ResourceExhausted);
   return new ConnectError(`upstream stream closed without a status (HTTP/2 code ${code ?? "none"})`, Code.Unavailable);
 }

@@ -27,6 +27,8 @@ const HOP_BY_HOP = new Set([
   "content-length",
   "forwarded",
   "via",
+  // The gateway's own record of the client address (src/security/identity.ts).
+  "x-gateway-peer",
 ]);
 
 /** Headers the RPC protocols own; each side of the gateway writes its own. */
@@ -50,7 +52,7 @@ const PROTOCOL = new Set([
 ]);
 
 /** Credentials: forwarded only when a route names them explicitly. */
-const AUTH = new Set(["authorization", "proxy-authorization", "cookie"]);
+const AUTH = new Set(["authorization", "proxy-authorization", "cookie", "x-api-key"]);
 
 function neverCrosses(name: string): boolean {
   return name.charCodeAt(0) === 58 /* ":" */ || HOP_BY_HOP.has(name) || PROTOCOL.has(name) || name.startsWith("connect-") || name.startsWith("trailer-");

@@ -11,6 +11,7 @@ import type { ResolveAddresses } from "./dns-discovery.js";
 import { createForwardingService } from "./forwarding-service.js";
 import { GrpcPassthrough, type PassthroughTarget } from "./grpc-passthrough.js";
 import { HeaderPolicy } from "./header-policy.js";
+import type { UpstreamMetricsHooks } from "../ops/metrics.js";
 import { ClusterTransport, isIdempotent } from "./upstream-transport.js";
 
 /** Services the gateway forwards to upstream servers instead of implementing them. */
@@ -31,6 +32,8 @@ export interface UpstreamRoutes {
 export interface UpstreamDependencies {
   /** Resolves `dns:///` targets instead of each route's configured DNS servers. */
   resolve?: ResolveAddresses;
+  /** Counters for attempts, retries, ejections and breaker rejections (src/ops/metrics.ts). */
+  metrics?: UpstreamMetricsHooks;
 }
 
 interface RoutedService {
@@ -43,7 +46,7 @@ export async function startUpstreamRoutes(config: GatewayConfig, logger: Logger,
   const section = config.upstreams;
   const clusters = new Map<string, Cluster>();
   for (const route of section.routes) {
-    clusters.set(route.match, new Cluster(route, { logger, maxMessageBytes: config.limits.maxMessageBytes, resolve: deps.resolve }));
+    clusters.set(route.match, new Cluster(route, { logger, maxMessageBytes: config.limits.maxMessageBytes, resolve: deps.resolve, metrics: deps.metrics }));
   }
   let routed: RoutedService[];
   try {

@@ -3,6 +3,8 @@ import type { DescMessage, DescMethod, DescMethodStreaming, DescMethodUnary, Mes
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { Cluster } from "./cluster.js";
 import { grpcUnaryCall } from "./grpc-unary-client.js";
+import { upstreamError } from "./upstream-errors.js";
+import { withTraceHeaders } from "../ops/tracing.js";
 
 /**
  * A request stream the transport may send more than once: each iteration starts afresh. The
@@ -62,11 +64,13 @@ export class ClusterTransport implements Transport {
         replayable: true,
       },
       async (endpoint, remainingMs): Promise<UnaryResponse<I, O>> => {
-        if (!this.rawGrpc) return endpoint.transport.unary(method, signal, remainingMs, header, input);
+        // Inside the attempt, so the traceparent sent upstream is the attempt's client span.
+        const attemptHeader = withTraceHeaders(header);
+        if (!this.rawGrpc) return endpoint.transport.unary(method, signal, remainingMs, attemptHeader, input);
         const result = await grpcUnaryCall(endpoint.sessions, {
           method,
           input,
-          header,
+          header: attemptHeader,
           signal,
           timeoutMs: remainingMs,
           readMaxBytes: this.readMaxBytes,
@@ -94,23 +98,29 @@ export class ClusterTransport implements Transport {
         idempotent: isIdempotent(method, this.idempotentMethods),
         replayable: input instanceof ReplayableInput,
       },
-      (endpoint, remainingMs) => endpoint.transport.stream(method, signal, remainingMs, header, input),
+      (endpoint, remainingMs) => endpoint.transport.stream(method, signal, remainingMs, withTraceHeaders(header), input),
     );
     const response = leased.value;
     // The endpoint stays busy (least-request) and the breaker slot held until the stream ends,
     // or until the call is cancelled, should nobody finish reading the stream.
     signal?.addEventListener("abort", () => leased.finish(signal.reason), { once: true });
-    return { ...response, message: finishWhenDone(response.message, leased.finish) };
+    // A connection lost mid-stream must reach the client as `unavailable`, like one lost before it.
+    const mapError = (reason: unknown) => upstreamError(reason, leased.endpoint.address, signal);
+    return { ...response, message: finishWhenDone(response.message, leased.finish, mapError) };
   }
 }
 
-async function* finishWhenDone<T>(messages: AsyncIterable<T>, finish: (error?: unknown) => void): AsyncGenerator<T> {
+async function* finishWhenDone<T>(
+  messages: AsyncIterable<T>,
+  finish: (error?: unknown) => void,
+  mapError: (reason: unknown) => unknown,
+): AsyncGenerator<T> {
   let error: unknown;
   try {
     yield* messages;
   } catch (reason) {
-    error = reason;
-    throw reason;
+    error = mapError(reason);
+    throw error;
   } finally {
     finish(error);
   }

@@ -18,13 +18,18 @@ export class NodeHeadersView {
 
   get(name: string): string | null {
     if (this.copy) return this.copy.get(name);
-    const value = this.source[name.toLowerCase()];
+    const key = name.toLowerCase();
+    // HTTP/1.1 header objects are plain objects: "constructor" must not be found on the prototype.
+    if (!Object.hasOwn(this.source, key)) return null;
+    const value = this.source[key];
     if (value === undefined) return null;
     return Array.isArray(value) ? value.join(", ") : value;
   }
 
   has(name: string): boolean {
-    return this.copy ? this.copy.has(name) : this.source[name.toLowerCase()] !== undefined;
+    if (this.copy) return this.copy.has(name);
+    const key = name.toLowerCase();
+    return Object.hasOwn(this.source, key) && this.source[key] !== undefined;
   }
 
   getSetCookie(): string[] {

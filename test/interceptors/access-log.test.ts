@@ -1,0 +1,98 @@
+/**
+ * The access log line and the request id: accepted from x-request-id or generated, returned on
+ * success and on error, on every protocol; trace id from traceparent; peer address; secrets redacted.
+ */
+import { Writable } from "node:stream";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GreeterService } from "../../gen/demo/v1/greeter_pb.js";
+import { createLogger } from "../../src/ops/logger.js";
+import { connectNodeTransports, type TransportMatrix } from "../support/connect-transports.js";
+import { curl } from "../support/curl.js";
+import { startGateway, type StartedGateway } from "../support/start-gateway.js";
+
+let gw: StartedGateway;
+let matrix: TransportMatrix;
+
+beforeAll(async () => {
+  gw = await startGateway();
+  matrix = connectNodeTransports(gw.url);
+});
+afterAll(async () => {
+  matrix?.close();
+  await gw?.close();
+});
+
+const settle = () => new Promise((r) => setTimeout(r, 30));
+const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+describe("request id", () => {
+  for (const name of ["connect over HTTP/1.1, json", "connect over HTTP/2, binary", "grpc over HTTP/2, binary", "grpc-web over HTTP/1.1, binary"]) {
+    it(`${name}: the client's id is returned and logged with the trace id and peer`, async () => {
+      const client = createClient(GreeterService, matrix.get(name).transport);
+      const id = `req-${name.replace(/\W+/g, "-")}`;
+      let returned: string | null = null;
+      await client.greet({ name: "Ada" }, { headers: { "x-request-id": id, traceparent: TRACEPARENT }, onHeader: (h) => (returned = h.get("x-request-id")) });
+      expect(returned).toBe(id);
+      await settle();
+      const line = gw.logs.find((l) => l.requestId === id);
+      expect(line).toMatchObject({ method: "demo.v1.GreeterService/Greet", code: "ok", traceId: TRACE_ID, peer: "127.0.0.1" });
+      expect(typeof line!.durationMs).toBe("number");
+    });
+
+    it(`${name}: without one, an id is generated, returned on errors too, and logged`, async () => {
+      const client = createClient(GreeterService, matrix.get(name).transport);
+      let error: ConnectError | undefined;
+      try {
+        await client.greet({ name: "" });
+      } catch (e) {
+        error = ConnectError.from(e);
+      }
+      expect(error?.code).toBe(Code.InvalidArgument);
+      const id = error!.metadata.get("x-request-id");
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      await settle();
+      expect(gw.logs.find((l) => l.requestId === id)).toMatchObject({ code: "invalid_argument" });
+    });
+  }
+
+  it("curl sees x-request-id in the response headers; an unusable client id is replaced", async () => {
+    const res = await curl(`${gw.url}/demo.v1.GreeterService/Greet`, {
+      http: "2",
+      headers: { "content-type": "application/json", "x-request-id": "x".repeat(300) },
+      body: '{"name":"Ada"}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("streams return the id in the response headers", async () => {
+    const client = createClient(GreeterService, matrix.get("grpc over HTTP/2, binary").transport);
+    let returned: string | null = null;
+    for await (const _ of client.greetStream({ name: "Ada", count: 2 }, { headers: { "x-request-id": "stream-1" }, onHeader: (h) => (returned = h.get("x-request-id")) })) {
+      // drain
+    }
+    expect(returned).toBe("stream-1");
+  });
+});
+
+describe("redaction", () => {
+  it("credentials in logged objects are censored", () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const logger = createLogger("info", sink);
+    logger.info({ headers: { authorization: "Bearer s3cr3t", "x-api-key": "k_123", accept: "x" }, authorization: "Basic abc" }, "dump");
+    logger.flush();
+    const text = lines.join("");
+    expect(text).not.toContain("s3cr3t");
+    expect(text).not.toContain("k_123");
+    expect(text).not.toContain("Basic abc");
+    expect(text).toContain('"accept":"x"');
+  });
+});
