@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { trace } from "@opentelemetry/api";
 import type { Logger } from "../ops/logger.js";
 import { identityKey, PEER_HEADER } from "../security/identity.js";
@@ -9,7 +10,7 @@ import { rpcProtocolOf } from "./rpc-protocol.js";
 export const codeNames = new Map<Code, string>(
   Object.values(Code)
     .filter((value): value is Code => typeof value === "number")
-    .map((code) => [code, Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase()]),
+    .map((code) => [code, codeToString(code)]),
 );
 
 /**

@@ -1,5 +1,6 @@
 import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../ops/logger.js";
 import type { Cluster, Leased } from "./cluster.js";
@@ -374,5 +375,5 @@ function decodeGrpcMessage(value: string | string[] | undefined): string {
 }
 
 function codeName(code: Code | undefined): string {
-  return code === undefined ? "ok" : Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+  return code === undefined ? "ok" : codeToString(code);
 }
