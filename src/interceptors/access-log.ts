@@ -5,6 +5,7 @@ import type { Logger } from "../ops/logger.js";
 import { identityKey, PEER_HEADER } from "../security/identity.js";
 import { REQUEST_ID_HEADER, requestIdFrom, traceIdFrom } from "./request-id.js";
 import { rpcProtocolOf } from "./rpc-protocol.js";
+import { observeStream } from "./stream-outcome.js";
 
 /** snake_case code names as the Connect protocol spells them ("invalid_argument"), computed once. */
 export const codeNames = new Map<Code, string>(
@@ -53,7 +54,7 @@ export function accessLogInterceptor(logger: Logger, options: { tracing?: boolea
       write(undefined);
       return res;
     }
-    return { ...res, message: logWhenDone(res.message, write) };
+    return { ...res, message: observeStream(res.message, write) };
   };
 }
 
@@ -77,18 +78,4 @@ export function withRequestId(error: unknown, requestId: string): ConnectError {
   const connectError = ConnectError.from(error);
   connectError.metadata.set(REQUEST_ID_HEADER, requestId);
   return connectError;
-}
-
-async function* logWhenDone<T>(messages: AsyncIterable<T>, write: (error: unknown) => void): AsyncGenerator<T> {
-  // Stays "canceled" when the consumer stops early (the client went away).
-  let outcome: unknown = new ConnectError("stream abandoned", Code.Canceled);
-  try {
-    yield* messages;
-    outcome = undefined;
-  } catch (error) {
-    outcome = error;
-    throw error;
-  } finally {
-    write(outcome);
-  }
 }

@@ -1,6 +1,7 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { CallSeries, GatewayMetrics } from "../ops/metrics.js";
 import { rpcProtocolOf } from "./rpc-protocol.js";
+import { observeStream } from "./stream-outcome.js";
 
 /** Counts every call (started, handled by code, messages), its handling time and the calls in flight. */
 export function metricsInterceptor(metrics: GatewayMetrics): Interceptor {
@@ -24,7 +25,7 @@ export function metricsInterceptor(metrics: GatewayMetrics): Interceptor {
       done(undefined);
       return res;
     }
-    return { ...res, message: countUntilDone(res.message, series, done) };
+    return { ...res, message: observeStream(res.message, done, () => series.sent++) };
   };
 }
 
@@ -35,19 +36,3 @@ async function* countMessages<T>(messages: AsyncIterable<T>, series: CallSeries)
   }
 }
 
-async function* countUntilDone<T>(messages: AsyncIterable<T>, series: CallSeries, done: (error: unknown) => void): AsyncGenerator<T> {
-  // Stays "canceled" when the consumer stops early (the client went away).
-  let outcome: unknown = new ConnectError("stream abandoned", Code.Canceled);
-  try {
-    for await (const message of messages) {
-      series.sent++;
-      yield message;
-    }
-    outcome = undefined;
-  } catch (error) {
-    outcome = error;
-    throw error;
-  } finally {
-    done(outcome);
-  }
-}

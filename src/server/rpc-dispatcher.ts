@@ -134,9 +134,11 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
           url: () => requestUrl(req),
           onClientGone: (listener) => res.once("close", listener),
         },
-        (reply) => writeToResponse(res, reply),
-        (alreadyRead, ended) => serveWithConnect(route, req, res, replayBody(alreadyRead, ended ? undefined : req)),
-        failed(route, () => res.destroy()),
+        {
+          write: (reply) => writeToResponse(res, reply),
+          replay: (alreadyRead, ended) => serveWithConnect(route, req, res, replayBody(alreadyRead, ended ? undefined : req)),
+          fail: failed(route, () => res.destroy()),
+        },
       );
     },
 
@@ -153,14 +155,16 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
           url: () => `${headers[":scheme"] ?? "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
           onClientGone: (listener) => stream.once("close", listener),
         },
-        (reply) => writeToStream(stream, reply),
-        (alreadyRead, ended) => {
-          // connect-node works on Node's request API: wrap the stream the way Node's own server would.
-          const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
-          const res = new http2.Http2ServerResponse(stream);
-          serveWithConnect(route, req, res, replayBody(alreadyRead, ended ? undefined : req));
+        {
+          write: (reply) => writeToStream(stream, reply),
+          replay: (alreadyRead, ended) => {
+            // connect-node works on Node's request API: wrap the stream the way Node's own server would.
+            const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+            const res = new http2.Http2ServerResponse(stream);
+            serveWithConnect(route, req, res, replayBody(alreadyRead, ended ? undefined : req));
+          },
+          fail: failed(route, () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR)),
         },
-        failed(route, () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR)),
       );
       return true;
     },

@@ -1,7 +1,9 @@
+import { envelope } from "./envelope.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
 import type { HttpRequest, HttpResponse } from "./http-types.js";
 
 const RPC_PATH = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
+const CONNECT_END_STREAM_FLAG = 0x02;
 const CONNECT_CONTENT_TYPE = /^application\/(connect\+)?(json|proto)\b/;
 
 /**
@@ -40,11 +42,7 @@ export function answerUnknownProcedure(
   if (!looksLikeConnect) return false;
   if (contentType.startsWith("application/connect+")) {
     // Streaming clients only read errors from the end-of-stream message, with HTTP 200.
-    const endStream = Buffer.from(JSON.stringify({ error: { code: "unimplemented", message } }));
-    const frame = Buffer.alloc(5 + endStream.length);
-    frame[0] = 0x02;
-    frame.writeUInt32BE(endStream.length, 1);
-    endStream.copy(frame, 5);
+    const frame = envelope(CONNECT_END_STREAM_FLAG, Buffer.from(JSON.stringify({ error: { code: "unimplemented", message } })));
     res.writeHead(200, { "content-type": contentType.split(";", 1)[0], "content-length": frame.length });
     res.end(frame);
     return true;

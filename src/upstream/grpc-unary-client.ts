@@ -2,6 +2,7 @@ import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromHttpStatus, findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { envelope, ENVELOPE_HEADER_BYTES } from "../server/envelope.js";
 import { formatGrpcTimeout } from "./deadline.js";
 import type { EndpointSessions } from "./endpoint-sessions.js";
 import { markNotSent } from "./upstream-errors.js";
@@ -41,10 +42,7 @@ export function grpcUnaryCall<I extends DescMessage, O extends DescMessage>(
   if (signal?.aborted) return Promise.reject(ConnectError.from(signal.reason, Code.Canceled));
   const message = isMessage(call.input, method.input) ? call.input : create(method.input, call.input);
   const bytes = toBinary(method.input, message);
-  const body = Buffer.allocUnsafe(5 + bytes.length);
-  body[0] = 0;
-  body.writeUInt32BE(bytes.length, 1);
-  body.set(bytes, 5);
+  const body = envelope(0, bytes);
 
   const headers: http2.OutgoingHttpHeaders = {
     "content-type": "application/grpc+proto",
@@ -96,7 +94,7 @@ export function grpcUnaryCall<I extends DescMessage, O extends DescMessage>(
         opened.once("trailers", (t) => (trailers = t));
         opened.on("data", (chunk: Buffer) => {
           received += chunk.length;
-          if (received > call.readMaxBytes + 5) {
+          if (received > call.readMaxBytes + ENVELOPE_HEADER_BYTES) {
             finish(new ConnectError(`upstream response larger than ${call.readMaxBytes} bytes`, Code.ResourceExhausted));
             return;
           }
@@ -143,12 +141,12 @@ function parseResponse<O extends DescMessage>(
     return [new ConnectError("protocol error: the upstream sent no grpc-status", Code.Internal)];
   }
   const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received);
-  if (bytes.length < 5) return [new ConnectError("protocol error: missing output message for unary method", Code.Unimplemented)];
+  if (bytes.length < ENVELOPE_HEADER_BYTES) return [new ConnectError("protocol error: missing output message for unary method", Code.Unimplemented)];
   if ((bytes[0] & 0x01) !== 0) return [new ConnectError("protocol error: compressed response that was not asked for", Code.Internal)];
   const length = bytes.readUInt32BE(1);
-  if (length !== bytes.length - 5) return [new ConnectError("protocol error: one unary response message expected", Code.Unimplemented)];
+  if (length !== bytes.length - ENVELOPE_HEADER_BYTES) return [new ConnectError("protocol error: one unary response message expected", Code.Unimplemented)];
   try {
-    const message = fromBinary(method.output, bytes.subarray(5));
+    const message = fromBinary(method.output, bytes.subarray(ENVELOPE_HEADER_BYTES));
     return [undefined, { header, trailer, message }];
   } catch (cause) {
     return [new ConnectError("cannot decode the upstream response", Code.Internal, undefined, undefined, cause)];

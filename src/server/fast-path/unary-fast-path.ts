@@ -6,6 +6,7 @@ import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protoco
 import { trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IncomingHttpHeaders } from "node:http";
+import { envelope, ENVELOPE_HEADER_BYTES } from "../envelope.js";
 import { fixGrpcMessageTrailer } from "../grpc-message.js";
 import { invokeUnary, UnaryCall, type ResponseMetadata } from "./unary-call.js";
 
@@ -28,7 +29,6 @@ const wireFormats = new Map<string, WireFormat>([
   ["application/json", { protocol: "connect", binary: false, responseContentType: "application/json" }],
 ]);
 
-const ENVELOPE_HEADER_BYTES = 5;
 const GRPC_WEB_TRAILER_FLAG = 0x80;
 const COMPRESSED_FLAG = 0x01;
 const OK_TRAILER = new Headers({ "grpc-status": "0" });
@@ -48,8 +48,15 @@ export interface FastPathOptions {
   requestGate?: (context: HandlerContext) => void | Promise<void>;
 }
 
-/** Hands a request the fast path started to read over to connect-node, with the bytes read so far. */
-export type ReplayToConnect = (alreadyRead: Buffer[], requestEnded: boolean) => void;
+/** Where the outcome of a fast-path call goes, depending on the HTTP API that carried it. */
+export interface ReplyChannel {
+  /** Send the finished answer. */
+  write(reply: UnaryReply): void;
+  /** Hand the request over to connect-node, with the bytes read so far. */
+  replay(alreadyRead: Buffer[], requestEnded: boolean): void;
+  /** Something unexpected broke: log it and cut the call. */
+  fail(error: unknown): void;
+}
 
 /** A complete unary answer, ready for either HTTP API to write. */
 export interface UnaryReply {
@@ -120,9 +127,7 @@ export class UnaryFastPath {
     accepted: AcceptedRequest,
     body: NodeJS.ReadableStream,
     facts: UnaryRequestFacts,
-    write: (reply: UnaryReply) => void,
-    replay: ReplayToConnect,
-    fail: (error: unknown) => void,
+    channel: ReplyChannel,
   ): void {
     const call = new UnaryCall({
       spec,
@@ -133,7 +138,7 @@ export class UnaryFastPath {
       onClientGone: facts.onClientGone,
       shutdownSignal: this.options.shutdownSignal,
     });
-    const readAndAnswer = () => this.readAndAnswer(call, spec, accepted.format, body, facts, write, replay, fail);
+    const readAndAnswer = () => this.readAndAnswer(call, spec, accepted.format, body, facts, channel);
     const gate = this.options.requestGate;
     if (gate === undefined) {
       readAndAnswer();
@@ -146,10 +151,10 @@ export class UnaryFastPath {
         readAndAnswer,
         (reason: unknown) => {
           call.finish();
-          return this.reply(accepted.format, facts, call, undefined, asConnectError(reason)).then(write);
+          return this.reply(accepted.format, facts, call, undefined, asConnectError(reason)).then((reply) => channel.write(reply));
         },
       )
-      .catch(fail);
+      .catch((error: unknown) => channel.fail(error));
   }
 
   private readAndAnswer(
@@ -158,9 +163,7 @@ export class UnaryFastPath {
     format: WireFormat,
     body: NodeJS.ReadableStream,
     facts: UnaryRequestFacts,
-    write: (reply: UnaryReply) => void,
-    replay: ReplayToConnect,
-    fail: (error: unknown) => void,
+    channel: ReplyChannel,
   ): void {
     const chunks: Buffer[] = [];
     let received = 0;
@@ -170,15 +173,19 @@ export class UnaryFastPath {
       received += chunk.length;
       if (received > limit) {
         stopReading();
-        replay(chunks, false);
+        channel.replay(chunks, false);
       }
     };
     const onEnd = () => {
       stopReading();
       const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received);
       const input = this.decode(spec, format, bytes);
-      if (input === undefined) replay(chunks, true);
-      else this.answer(call, spec, format, facts, input).then(write).catch(fail);
+      if (input === undefined) channel.replay(chunks, true);
+      else
+        this.answer(call, spec, format, facts, input).then(
+          (reply) => channel.write(reply),
+          (error: unknown) => channel.fail(error),
+        );
     };
     const stopReading = () => {
       body.off("data", onData);
@@ -376,12 +383,4 @@ function copyInto(target: Record<string, string | string[]>, headers: Headers): 
     target[key] = key === "set-cookie" ? headers.getSetCookie() : value;
   });
   return target;
-}
-
-function envelope(flags: number, data: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(ENVELOPE_HEADER_BYTES + data.byteLength);
-  frame[0] = flags;
-  frame.writeUInt32BE(data.byteLength, 1);
-  frame.set(data, ENVELOPE_HEADER_BYTES);
-  return frame;
 }
