@@ -105,12 +105,14 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
 
   let inFlight = 0;
   let drained: (() => void) | undefined;
-  const track = (call: { once(event: "close", listener: () => void): unknown }) => {
+  // One listener for every call: "close" fires once per stream or response.
+  const untrack = () => {
+    inFlight--;
+    if (inFlight === 0) drained?.();
+  };
+  const track = (call: { on(event: "close", listener: () => void): unknown }) => {
     inFlight++;
-    call.once("close", () => {
-      inFlight--;
-      if (inFlight === 0) drained?.();
-    });
+    call.on("close", untrack);
   };
   const onRequest = (req: HttpRequest, res: HttpResponse) => {
     track(res);

@@ -1,7 +1,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { SecurityConfig } from "../config/security-config.js";
 import { codeNames, withRequestId } from "../interceptors/access-log.js";
-import { requestIdFrom, traceIdFrom } from "../interceptors/request-id.js";
+import { REQUEST_ID_HEADER, requestIdFrom, traceIdFrom } from "../interceptors/request-id.js";
 import { rpcProtocolOf } from "../interceptors/rpc-protocol.js";
 import type { Logger } from "../ops/logger.js";
 import type { GatewayMetrics } from "../ops/metrics.js";
@@ -64,7 +64,7 @@ export function createSecurity(config: SecurityConfig, deps: { logger: Logger; m
   };
 
   const refuse = (context: HandlerContext, error: ConnectError, reason: string, identity: Identity | undefined): ConnectError => {
-    const requestId = requestIdFrom(context.requestHeader);
+    const requestId = requestIdFrom(context.requestHeader.get(REQUEST_ID_HEADER));
     const series = deps.metrics?.seriesFor(context.method, rpcProtocolOf(context.requestHeader.get("content-type")));
     if (series !== undefined) {
       series.started++;
@@ -75,7 +75,7 @@ export function createSecurity(config: SecurityConfig, deps: { logger: Logger; m
       deps.logger.info(
         {
           requestId,
-          traceId: traceIdFrom(context.requestHeader),
+          traceId: traceIdFrom(context.requestHeader.get("traceparent")),
           method: `${context.service.typeName}/${context.method.name}`,
           protocol: rpcProtocolOf(context.requestHeader.get("content-type")),
           httpMethod: context.requestMethod,

@@ -12,16 +12,15 @@ import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "../ops/logger.js";
 import { fixGrpcMessageTrailer } from "./grpc-message.js";
-import { httpDate } from "./http-date.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "./http-types.js";
-import { UnaryFastPath, type FastPathOptions, type UnaryReply } from "./fast-path/unary-fast-path.js";
+import { Http2UnaryCall, HttpRequestUnaryCall, type FastRoute } from "./fast-path/http-unary-calls.js";
+import type { UnarySpec } from "./fast-path/unary-call.js";
+import { UnaryFastPath, type FastPathOptions } from "./fast-path/unary-fast-path.js";
 
-type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
-
-/** One RPC path: connect-node's handler for it, and the unary implementation when the fast path may serve it. */
+/** One RPC path: connect-node's handler for it, and its fast-path face when the fast path may serve it. */
 interface Route {
   handler: UniversalHandler;
-  fastUnary: UnarySpec | undefined;
+  fast: FastRoute | undefined;
 }
 
 export interface RpcDispatcherOptions {
@@ -80,13 +79,30 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
   };
   options.routes(recordingRouter);
 
+  const serveWithConnect = (handler: UniversalHandler, req: HttpRequest, res: HttpResponse, body?: AsyncIterable<Uint8Array>) => {
+    reencodeGrpcMessages(res);
+    const uReq =
+      body === undefined
+        ? universalRequestFromNodeRequest(req, res, undefined, undefined)
+        : universalRequestFromNodeRequest(req, res, body as never, undefined);
+    handler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        options.logger.error({ err: reason, method: handler.requestPath }, "rpc handler failed");
+      });
+  };
+
   const routes = new Map<string, Route>();
-  const fastPathAllowed = options.fastPath;
   for (const handler of router.handlers) {
-    routes.set(handler.requestPath, {
-      handler,
-      fastUnary: fastPathAllowed ? unarySpecs.get(handler.requestPath) : undefined,
-    });
+    const spec = options.fastPath ? unarySpecs.get(handler.requestPath) : undefined;
+    const fast: FastRoute | undefined = spec && {
+      spec,
+      shutdownSignal: options.router.shutdownSignal,
+      serveWithConnect: (req, res, body) => serveWithConnect(handler, req, res, body),
+      logFailure: (error) => options.logger.error({ err: error, method: handler.requestPath }, "rpc fast path failed"),
+    };
+    routes.set(handler.requestPath, { handler, fast });
   }
   const fastPath = new UnaryFastPath({
     ...options.router,
@@ -95,24 +111,6 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
     maxTimeoutMs: options.router.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER,
   });
 
-  const serveWithConnect = (route: Route, req: HttpRequest, res: HttpResponse, body?: AsyncIterable<Uint8Array>) => {
-    reencodeGrpcMessages(res);
-    const uReq =
-      body === undefined
-        ? universalRequestFromNodeRequest(req, res, undefined, undefined)
-        : universalRequestFromNodeRequest(req, res, body as never, undefined);
-    route.handler(uReq)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
-      .catch((reason: unknown) => {
-        if (ConnectError.from(reason).code === Code.Aborted) return;
-        options.logger.error({ err: reason, method: route.handler.requestPath }, "rpc handler failed");
-      });
-  };
-  const failed = (route: Route, destroy: () => void) => (reason: unknown) => {
-    options.logger.error({ err: reason, method: route.handler.requestPath }, "rpc fast path failed");
-    destroy();
-  };
-
   return {
     handleRequest(req, res) {
       const route = routes.get(pathOf(req.url));
@@ -120,52 +118,19 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
         options.fallback(req, res);
         return;
       }
-      const accepted = route.fastUnary && fastPath.accepts(req.method, req.headers, req.httpVersionMajor);
+      const accepted = route.fast && fastPath.accepts(req.method, req.headers, req.httpVersionMajor);
       if (!accepted) {
-        serveWithConnect(route, req, res);
+        serveWithConnect(route.handler, req, res);
         return;
       }
-      fastPath.serve(
-        route.fastUnary!,
-        accepted,
-        req as NodeJS.ReadableStream,
-        {
-          headers: req.headers,
-          url: () => requestUrl(req),
-          onClientGone: (listener) => res.once("close", listener),
-        },
-        {
-          write: (reply) => writeToResponse(res, reply),
-          replay: (alreadyRead, ended) => serveWithConnect(route, req, res, replayBody(alreadyRead, ended ? undefined : req)),
-          fail: failed(route, () => res.destroy()),
-        },
-      );
+      fastPath.serve(new HttpRequestUnaryCall(route.fast!, accepted, req, res), req as NodeJS.ReadableStream);
     },
 
     handleStream(stream, headers, rawHeaders) {
       const route = routes.get(pathOf(headers[":path"]));
-      const accepted = route?.fastUnary && fastPath.accepts(headers[":method"], headers, 2);
-      if (!route || !accepted) return false;
-      fastPath.serve(
-        route.fastUnary!,
-        accepted,
-        stream,
-        {
-          headers,
-          url: () => `${headers[":scheme"] ?? "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
-          onClientGone: (listener) => stream.once("close", listener),
-        },
-        {
-          write: (reply) => writeToStream(stream, reply),
-          replay: (alreadyRead, ended) => {
-            // connect-node works on Node's request API: wrap the stream the way Node's own server would.
-            const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
-            const res = new http2.Http2ServerResponse(stream);
-            serveWithConnect(route, req, res, replayBody(alreadyRead, ended ? undefined : req));
-          },
-          fail: failed(route, () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR)),
-        },
-      );
+      const accepted = route?.fast && fastPath.accepts(headers[":method"], headers, 2);
+      if (!accepted) return false;
+      fastPath.serve(new Http2UnaryCall(route!.fast!, accepted, headers, stream, rawHeaders), stream);
       return true;
     },
   };
@@ -187,38 +152,3 @@ function pathOf(url: string | undefined): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
-function writeToResponse(res: HttpResponse, reply: UnaryReply): void {
-  if (res.destroyed || res.writableEnded) return;
-  res.writeHead(reply.status, reply.headers);
-  if (reply.trailers) (res as { addTrailers(t: Readonly<Record<string, string | string[]>>): void }).addTrailers(reply.trailers);
-  if (reply.body) res.end(reply.body);
-  else res.end();
-}
-
-function writeToStream(stream: http2.ServerHttp2Stream, reply: UnaryReply): void {
-  if (stream.destroyed || stream.closed) return;
-  const headers = reply.headers as http2.OutgoingHttpHeaders;
-  headers[":status"] = reply.status;
-  headers.date = httpDate();
-  const trailers = reply.trailers;
-  if (trailers) {
-    stream.respond(headers, { waitForTrailers: true });
-    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-  } else {
-    stream.respond(headers);
-  }
-  if (reply.body) stream.end(reply.body);
-  else stream.end();
-}
-
-function requestUrl(req: HttpRequest): string {
-  const encrypted = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted;
-  const authority = "authority" in req ? req.authority : req.headers.host;
-  return new URL(req.url ?? "/", `${encrypted ? "https" : "http"}://${authority ?? "localhost"}`).toString();
-}
-
-/** The bytes the fast path already read, followed by whatever the request still has to send. */
-async function* replayBody(alreadyRead: Buffer[], rest: AsyncIterable<Buffer> | undefined): AsyncGenerator<Uint8Array> {
-  yield* alreadyRead;
-  if (rest) yield* rest;
-}

@@ -22,6 +22,10 @@ export interface ConnectionLimits {
 const MAX_CLIENT_RESETS_PER_WINDOW = 100;
 const RESET_WINDOW_MS = 10_000;
 
+/** Where a stream keeps its session for the close listener (Node forgets it on close). */
+const SESSION = Symbol("session");
+type StreamWithSession = http2.ServerHttp2Stream & { [SESSION]?: http2.ServerHttp2Session };
+
 /** Serves a raw HTTP/2 stream; returns false to have it served through onRequest instead. */
 export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]) => boolean;
 
@@ -91,24 +95,31 @@ export class SinglePortServer {
         },
         onRequest as http.RequestListener,
       );
-      this.listener = net.createServer({ pauseOnConnect: true }, (socket) => this.sniff(socket));
+      this.listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.sniff(socket));
     }
     // Node's compatibility layer turns every stream into a request/response pair; this gateway
     // lets onStream look at the raw stream first and builds that pair itself only when needed.
     this.http2Server.removeAllListeners("stream");
+    // Listeners shared by every stream: one closure per stream would be garbage on the hottest path.
+    const onStreamError = (err: unknown) => options.logger.debug({ err }, "http/2 stream error");
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this;
+    const onStreamClose = function (this: StreamWithSession) {
+      // The stream no longer knows its session once closed, hence the copy taken when it opened.
+      if (this.rstCode !== http2.constants.NGHTTP2_NO_ERROR) server.countStream(this[SESSION], true);
+    };
     const onNewStream = (
-      stream: http2.ServerHttp2Stream,
+      stream: StreamWithSession,
       headers: http2.IncomingHttpHeaders,
       _flags: number,
       rawHeaders: string[],
     ) => {
       // A client's RST_STREAM or a protocol error surfaces as an 'error' event; unheard, it would crash the process.
-      stream.on("error", (err) => options.logger.debug({ err }, "http/2 stream error"));
+      stream.on("error", onStreamError);
       const session = stream.session as http2.ServerHttp2Session | undefined;
+      stream[SESSION] = session;
       this.countStream(session, false);
-      stream.once("close", () => {
-        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) this.countStream(session, true);
-      });
+      stream.on("close", onStreamClose);
       if (onStream?.(stream, headers, rawHeaders)) return;
       serveThroughRequestApi(stream, headers, rawHeaders, onRequest);
     };

@@ -12,91 +12,112 @@ import {
 } from "@connectrpc/connect";
 import { createDeadlineSignal } from "@connectrpc/connect/protocol";
 import { create, isMessage, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import type { ObservedCall } from "../../interceptors/call-observer.js";
+import { requestIdFrom, REQUEST_ID_HEADER } from "../../interceptors/request-id.js";
 import { NodeHeadersView } from "./node-headers-view.js";
+import type { WireFormat } from "./wire-formats.js";
 
-type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
+/** A unary method as connect's router registered it. */
+export type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 
-/** Response headers and trailers of one call, created only if somebody sets one. */
-export class ResponseMetadata {
-  private headerValue: Headers | undefined;
-  private trailerValue: Headers | undefined;
-
-  get header(): Headers {
-    return (this.headerValue ??= new Headers());
-  }
-
-  get trailer(): Headers {
-    return (this.trailerValue ??= new Headers());
-  }
-
-  /** The headers if any were created, without creating them. */
-  peekHeader(): Headers | undefined {
-    return this.headerValue;
-  }
-
-  /** The trailers if any were created, without creating them. */
-  peekTrailer(): Headers | undefined {
-    return this.trailerValue;
-  }
-
-  /** Adopt the headers and trailers an interceptor answered with instead of ours. */
-  adopt(response: UnaryResponse): void {
-    this.headerValue = response.header;
-    this.trailerValue = response.trailer;
-  }
-}
-
-/** What the fast path knows about one call before anything runs. */
-export interface UnaryCallFacts {
-  spec: UnarySpec;
-  protocolName: string;
-  headers: IncomingHttpHeaders;
-  /** The client's deadline, already parsed; undefined when it set none. */
-  timeoutMs: number | undefined;
-  /** Builds the absolute request URL, only if somebody asks for it. */
-  url: () => string;
-  /** Registers a listener for the client going away before the call ended. */
-  onClientGone: (listener: () => void) => void;
-  shutdownSignal: AbortSignal;
+/** A complete unary answer, ready for either HTTP API to write. */
+export interface UnaryReply {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Uint8Array | undefined;
+  /** HTTP trailers (gRPC over HTTP/2 only). */
+  trailers: Readonly<Record<string, string | string[]>> | undefined;
 }
 
 /**
- * The state of one unary call shared by the request gate, the interceptors and the
- * implementation, as connect's handler context is, but built lazily: the URL, the abort signal
- * (and its deadline timer), the request Headers, the context values and the response Headers
- * only exist once something asks for them.
+ * One unary call on the fast path. It is, at once, the HandlerContext the request gate and the
+ * implementation see, the ObservedCall the observers see, and the holder of the request body
+ * while it arrives: a single object per call. What is expensive (the URL, the abort signal and
+ * its deadline timer, request and response Headers, context values) is built only on first use.
+ * Subclasses connect it to the HTTP API that carried the call.
  */
-export class UnaryCall {
-  readonly response = new ResponseMetadata();
-  private readonly startedAt = Date.now();
+export abstract class UnaryCall implements HandlerContext, ObservedCall {
+  readonly startedAt = performance.now();
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly protocol: WireFormat["protocol"];
+  readonly requestMethod = "POST";
+  /** Request body chunks read so far. */
+  readonly chunks: Buffer[] = [];
+  received = 0;
+  private readonly startedAtMs = Date.now();
   private urlValue: string | undefined;
   private signalValue: AbortSignal | undefined;
-  private headerValue: Headers | undefined;
+  private requestHeaderValue_: Headers | undefined;
   private valuesValue: ContextValues | undefined;
+  private responseHeaderValue: Headers | undefined;
+  private responseTrailerValue: Headers | undefined;
+  private requestIdValue: string | undefined;
+  /** Headers observers asked for, as name, value, name, value… */
+  private pendingHeaders: string[] | undefined;
+  private error: ConnectError | undefined;
   private finished = false;
   private cleanup: (() => void) | undefined;
 
-  constructor(private readonly facts: UnaryCallFacts) {}
-
-  get url(): string {
-    return (this.urlValue ??= this.facts.url());
+  constructor(
+    readonly spec: UnarySpec,
+    readonly format: WireFormat,
+    /** Node's parsed request headers. */
+    readonly headers: IncomingHttpHeaders,
+    private readonly clientTimeoutMs: number | undefined,
+    private readonly shutdownSignal: AbortSignal,
+  ) {
+    this.method = spec.method;
+    this.service = spec.method.parent;
+    this.protocol = format.protocol;
   }
 
-  get header(): Headers {
-    return (this.headerValue ??= NodeHeadersView.of(this.facts.headers));
+  /** Send the finished answer. */
+  abstract write(reply: UnaryReply): void;
+  /** Hand the request over to connect-node, with the bytes read so far. */
+  abstract replay(requestEnded: boolean): void;
+  /** Something unexpected broke: log it and cut the call. */
+  abstract fail(error: unknown): void;
+  /** The absolute request URL. */
+  protected abstract buildUrl(): string;
+  /** Calls back when the client goes away before the call ended. */
+  protected abstract onClientGone(listener: () => void): void;
+
+  get protocolName(): string {
+    return this.format.protocol;
+  }
+
+  get url(): string {
+    return (this.urlValue ??= this.buildUrl());
+  }
+
+  get requestHeader(): Headers {
+    return (this.requestHeaderValue_ ??= NodeHeadersView.of(this.headers));
+  }
+
+  get responseHeader(): Headers {
+    return (this.responseHeaderValue ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.responseTrailerValue ??= new Headers());
   }
 
   get values(): ContextValues {
     return (this.valuesValue ??= createContextValues());
   }
 
+  get contextValues(): ContextValues {
+    return this.values;
+  }
+
   get signal(): AbortSignal {
     if (this.signalValue) return this.signalValue;
     const client = new AbortController();
-    this.facts.onClientGone(() => {
+    this.onClientGone(() => {
       if (!this.finished) client.abort(new ConnectError("the client went away", Code.Canceled));
     });
-    const signals = [client.signal, this.facts.shutdownSignal];
+    const signals = [client.signal, this.shutdownSignal];
     const remaining = this.timeoutMs();
     if (remaining !== undefined) {
       const deadline = createDeadlineSignal(remaining);
@@ -106,14 +127,57 @@ export class UnaryCall {
     return (this.signalValue = AbortSignal.any(signals));
   }
 
-  /** Time left before the client's deadline, or undefined without one. */
-  timeoutMs(): number | undefined {
-    return this.facts.timeoutMs === undefined ? undefined : this.facts.timeoutMs - (Date.now() - this.startedAt);
+  get requestId(): string {
+    return (this.requestIdValue ??= requestIdFrom(this.requestHeaderValue(REQUEST_ID_HEADER)));
   }
 
-  /** The HandlerContext the request gate and the implementation see. */
-  context(): HandlerContext {
-    return new LazyHandlerContext(this, this.facts.spec.method, this.facts.protocolName);
+  /** Time left before the client's deadline, or undefined without one. */
+  timeoutMs(): number | undefined {
+    return this.clientTimeoutMs === undefined ? undefined : this.clientTimeoutMs - (Date.now() - this.startedAtMs);
+  }
+
+  requestHeaderValue(name: string): string | null {
+    // Read Node's own header object: no Headers copy. A request that replaced its header view
+    // (an interceptor writing to it) still answers from Node's headers, as observers only read
+    // what the client sent.
+    const value: unknown = this.headers[name];
+    if (typeof value === "string") return value;
+    return Array.isArray(value) ? value.join(", ") : null;
+  }
+
+  setResponseHeader(name: string, value: string): void {
+    if (this.error) this.error.metadata.set(name, value);
+    else (this.pendingHeaders ??= []).push(name, value);
+  }
+
+  /** The response headers created so far, without creating them. */
+  peekResponseHeader(): Headers | undefined {
+    return this.responseHeaderValue;
+  }
+
+  /** The response trailers created so far, without creating them. */
+  peekResponseTrailer(): Headers | undefined {
+    return this.responseTrailerValue;
+  }
+
+  /** Headers the observers set, as name, value, name, value…; undefined if none. */
+  observerHeaders(): readonly string[] | undefined {
+    return this.pendingHeaders;
+  }
+
+  /** Adopt the headers and trailers an interceptor answered with instead of ours. */
+  adoptMetadata(response: UnaryResponse): void {
+    this.responseHeaderValue = response.header;
+    this.responseTrailerValue = response.trailer;
+  }
+
+  /** The call failed: headers observers set (and will set) go into the error's metadata. */
+  failWith(error: ConnectError): void {
+    this.error = error;
+    const pending = this.pendingHeaders;
+    if (pending === undefined) return;
+    for (let i = 0; i < pending.length; i += 2) error.metadata.set(pending[i], pending[i + 1]);
+    this.pendingHeaders = undefined;
   }
 
   /** The call is over: stop the deadline timer, and a late disconnect no longer aborts anything. */
@@ -121,50 +185,11 @@ export class UnaryCall {
     this.finished = true;
     this.cleanup?.();
   }
-}
 
-/**
- * A HandlerContext whose expensive members come from the call on first use. A class keeps the
- * accessors on its prototype: an object literal with getters would allocate a closure per
- * accessor on every call.
- */
-class LazyHandlerContext implements HandlerContext {
-  readonly service: DescService;
-  readonly requestMethod = "POST";
-
-  constructor(
-    private readonly call: UnaryCall,
-    readonly method: DescMethod,
-    readonly protocolName: string,
-  ) {
-    this.service = method.parent;
+  /** The request body as one buffer. */
+  body(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.received);
   }
-
-  get url(): string {
-    return this.call.url;
-  }
-
-  get signal(): AbortSignal {
-    return this.call.signal;
-  }
-
-  get requestHeader(): Headers {
-    return this.call.header;
-  }
-
-  get responseHeader(): Headers {
-    return this.call.response.header;
-  }
-
-  get responseTrailer(): Headers {
-    return this.call.response.trailer;
-  }
-
-  get values(): ContextValues {
-    return this.call.values;
-  }
-
-  readonly timeoutMs = (): number | undefined => this.call.timeoutMs();
 }
 
 /** The output message of a call, and its wire bytes when they were produced inside the chain. */
@@ -174,20 +199,19 @@ export interface UnaryCallResult {
 }
 
 /**
- * Run one unary call through the interceptor chain into the implementation, the way connect's
+ * Run one unary call through an interceptor chain into the implementation, the way connect's
  * own handlers do. The output is serialized inside the chain, so that a message too large to
- * send is an error the interceptors (the access log among them) see.
+ * send is an error the interceptors see.
  */
 export async function invokeUnary(
   call: UnaryCall,
-  spec: UnarySpec,
   interceptors: readonly Interceptor[],
   message: MessageShape<DescMessage>,
   serialize: (output: MessageShape<DescMessage>) => Uint8Array,
 ): Promise<UnaryCallResult> {
+  const spec = call.spec;
   const method = spec.method as DescMethodUnary;
   const service = method.parent;
-  const metadata = call.response;
 
   const request: UnaryRequest = {
     stream: false,
@@ -202,7 +226,7 @@ export async function invokeUnary(
       return call.signal;
     },
     get header() {
-      return call.header;
+      return call.requestHeader;
     },
     get contextValues() {
       return call.values;
@@ -213,9 +237,8 @@ export async function invokeUnary(
   let serialized: Uint8Array | undefined;
   let serializedMessage: MessageShape<DescMessage> | undefined;
   const implementation = async (req: UnaryRequest): Promise<UnaryResponse> => {
-    const context = call.context();
     // An interceptor may have replaced the request's header, signal or values: honour them.
-    const output = await spec.impl(req.message, req === request ? context : contextFor(req, context));
+    const output = await spec.impl(req.message, req === request ? call : contextFor(req, call));
     serializedMessage = isMessage(output, method.output) ? output : create(method.output, output);
     serialized = serialize(serializedMessage);
     return (ownResponse = {
@@ -224,21 +247,20 @@ export async function invokeUnary(
       method,
       message: serializedMessage,
       get header() {
-        return metadata.header;
+        return call.responseHeader;
       },
       get trailer() {
-        return metadata.trailer;
+        return call.responseTrailer;
       },
     });
   };
 
-  if (interceptors.length === 0) return { message: (await implementation(request)).message, bytes: serialized };
   let next = implementation as (req: UnaryRequest) => Promise<UnaryResponse>;
   for (let i = interceptors.length - 1; i >= 0; i--) {
     next = interceptors[i](next as never) as unknown as typeof next;
   }
   const response = await next(request);
-  if (response !== ownResponse) metadata.adopt(response);
+  if (response !== ownResponse) call.adoptMetadata(response);
   // An interceptor that swapped the message gets it serialized again, outside the chain.
   return { message: response.message, bytes: response.message === serializedMessage ? serialized : undefined };
 }
@@ -252,7 +274,7 @@ function contextFor(req: UnaryRequest, context: HandlerContext): HandlerContext 
     protocolName: context.protocolName,
     url: req.url,
     signal: req.signal,
-    timeoutMs: context.timeoutMs,
+    timeoutMs: () => context.timeoutMs(),
     requestHeader: req.header,
     responseHeader: context.responseHeader,
     responseTrailer: context.responseTrailer,

@@ -1,39 +1,33 @@
-import { Code, ConnectError, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { compressionNegotiate, mergeNonProtocolHeaders, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
-import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJsonString, isMessage, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IncomingHttpHeaders } from "node:http";
+import {
+  asCallError,
+  notifyEnded,
+  notifyReceived,
+  notifySent,
+  notifyStarted,
+  observersOf,
+  type CallObserver,
+} from "../../interceptors/call-observer.js";
 import { envelope, ENVELOPE_HEADER_BYTES } from "../envelope.js";
 import { fixGrpcMessageTrailer } from "../grpc-message.js";
-import { invokeUnary, UnaryCall, type ResponseMetadata } from "./unary-call.js";
-
-type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
-
-/** How the fast path speaks one request content-type. */
-export interface WireFormat {
-  protocol: "grpc" | "grpc-web" | "connect";
-  binary: boolean;
-  responseContentType: string;
-}
-
-/** The request content-types the fast path serves; anything else goes to connect-node. */
-const wireFormats = new Map<string, WireFormat>([
-  ["application/grpc", { protocol: "grpc", binary: true, responseContentType: "application/grpc+proto" }],
-  ["application/grpc+proto", { protocol: "grpc", binary: true, responseContentType: "application/grpc+proto" }],
-  ["application/grpc-web", { protocol: "grpc-web", binary: true, responseContentType: "application/grpc-web+proto" }],
-  ["application/grpc-web+proto", { protocol: "grpc-web", binary: true, responseContentType: "application/grpc-web+proto" }],
-  ["application/proto", { protocol: "connect", binary: true, responseContentType: "application/proto" }],
-  ["application/json", { protocol: "connect", binary: false, responseContentType: "application/json" }],
-]);
+import { invokeUnary, type UnaryCall, type UnaryReply } from "./unary-call.js";
+import { wireFormats, type WireFormat } from "./wire-formats.js";
 
 const GRPC_WEB_TRAILER_FLAG = 0x80;
 const COMPRESSED_FLAG = 0x01;
 const OK_TRAILER = new Headers({ "grpc-status": "0" });
-const OK_TRAILERS_OBJECT: Readonly<Record<string, string>> = Object.freeze({ "grpc-status": "0" });
+/** The trailers of every successful gRPC call without trailers of its own (shared, never modified). */
+export const OK_TRAILERS_OBJECT: Readonly<Record<string, string>> = Object.freeze({ "grpc-status": "0" });
 const OK_GRPC_WEB_TRAILER_FRAME = envelope(GRPC_WEB_TRAILER_FLAG, trailerSerialize(OK_TRAILER));
+/** Distinct accept-encoding values remembered with their negotiated compression. */
+const NEGOTIATION_CACHE_SIZE = 64;
 
 /** Settings shared with connect-node's handlers, so both paths apply the same limits. */
 export interface FastPathOptions {
@@ -48,49 +42,54 @@ export interface FastPathOptions {
   requestGate?: (context: HandlerContext) => void | Promise<void>;
 }
 
-/** Where the outcome of a fast-path call goes, depending on the HTTP API that carried it. */
-export interface ReplyChannel {
-  /** Send the finished answer. */
-  write(reply: UnaryReply): void;
-  /** Hand the request over to connect-node, with the bytes read so far. */
-  replay(alreadyRead: Buffer[], requestEnded: boolean): void;
-  /** Something unexpected broke: log it and cut the call. */
-  fail(error: unknown): void;
-}
-
-/** A complete unary answer, ready for either HTTP API to write. */
-export interface UnaryReply {
-  status: number;
-  headers: Record<string, string | string[]>;
-  body: Uint8Array | undefined;
-  /** HTTP trailers (gRPC over HTTP/2 only). */
-  trailers: Readonly<Record<string, string | string[]>> | undefined;
-}
-
-/** The request facts the fast path needs, read once from whichever HTTP API carried it. */
-export interface UnaryRequestFacts {
-  headers: IncomingHttpHeaders;
-  /** Builds the absolute request URL, only if somebody asks for it. */
-  url: () => string;
-  /** Calls back when the call ends early because the client went away. */
-  onClientGone: (listener: () => void) => void;
-}
-
 /** A request the fast path accepted on its headers: its wire format and parsed deadline. */
 export interface AcceptedRequest {
   format: WireFormat;
   timeoutMs: number | undefined;
 }
 
+/** The request body of a call as the fast path reads it: Node's HTTP/2 stream or HTTP/1.1 request. */
+type RequestBody = NodeJS.ReadableStream & { readableEnded?: boolean; [CALL]?: UnaryCall };
+
+/** Where a request body's listeners find their call, so they can be shared instead of made per call. */
+const CALL = Symbol("fast-path call");
+
 /**
  * Serves well-formed unary calls over gRPC, gRPC-web and Connect (POST) without connect-node's
- * per-call machinery: no async-iterable pipeline, no eager Headers/URL/AbortController.
- * It only takes requests it can answer exactly as connect-node would; anything unusual
- * (compression, other codecs, malformed deadlines, malformed or oversized bodies) is replayed
- * to connect-node, which produces the reference behaviour and error.
+ * per-call machinery: no async-iterable pipeline, no eager Headers/URL/AbortController, and,
+ * when the interceptor chain only observes calls, no chain of promises either. It only takes
+ * requests it can answer exactly as connect-node would; anything unusual (compression, other
+ * codecs, malformed deadlines, malformed or oversized bodies) is replayed to connect-node,
+ * which produces the reference behaviour and error.
  */
 export class UnaryFastPath {
-  constructor(private readonly options: FastPathOptions) {}
+  /** Observers run directly when the chain is nothing but observers (or empty); undefined otherwise. */
+  private readonly observers: readonly CallObserver[] | undefined;
+  private readonly negotiated = new Map<string, Compression | null>();
+  private readonly onBodyData: (this: RequestBody, chunk: Buffer) => void;
+  private readonly onBodyEnd: (this: RequestBody) => void;
+
+  constructor(private readonly options: FastPathOptions) {
+    const chain = options.interceptors;
+    this.observers = chain.length === 0 ? [] : chain.length === 1 ? observersOf(chain[0]) : undefined;
+    const limit = options.readMaxBytes + ENVELOPE_HEADER_BYTES;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const fastPath = this;
+    this.onBodyData = function (chunk) {
+      const call = this[CALL]!;
+      call.chunks.push(chunk);
+      call.received += chunk.length;
+      if (call.received > limit) {
+        fastPath.stopReading(this);
+        call.replay(false);
+      }
+    };
+    this.onBodyEnd = function () {
+      const call = this[CALL]!;
+      fastPath.stopReading(this);
+      fastPath.bodyComplete(call);
+    };
+  }
 
   /** The wire format and deadline when this request is one the fast path serves, judged on headers alone. */
   accepts(method: string | undefined, headers: IncomingHttpHeaders, httpVersionMajor: number): AcceptedRequest | undefined {
@@ -119,95 +118,86 @@ export class UnaryFastPath {
   }
 
   /**
-   * Run the request gate, read the body from a readable request (compat request or raw HTTP/2
-   * stream), then either answer through `write`, or call `replay` when connect-node must take over.
+   * Run the request gate, read the body, then answer through the call's write, or its replay
+   * when connect-node must take over.
    */
-  serve(
-    spec: UnarySpec,
-    accepted: AcceptedRequest,
-    body: NodeJS.ReadableStream,
-    facts: UnaryRequestFacts,
-    channel: ReplyChannel,
-  ): void {
-    const call = new UnaryCall({
-      spec,
-      protocolName: accepted.format.protocol,
-      headers: facts.headers,
-      timeoutMs: accepted.timeoutMs,
-      url: facts.url,
-      onClientGone: facts.onClientGone,
-      shutdownSignal: this.options.shutdownSignal,
-    });
-    const readAndAnswer = () => this.readAndAnswer(call, spec, accepted.format, body, facts, channel);
+  serve(call: UnaryCall, body: RequestBody): void {
     const gate = this.options.requestGate;
     if (gate === undefined) {
-      readAndAnswer();
+      this.read(call, body);
       return;
     }
     // The gate runs before the body is read, so a refused client cannot make us buffer its upload.
     Promise.resolve()
-      .then(() => gate(call.context()))
+      .then(() => gate(call))
       .then(
-        readAndAnswer,
+        () => this.read(call, body),
         (reason: unknown) => {
           call.finish();
-          return this.reply(accepted.format, facts, call, undefined, asConnectError(reason)).then((reply) => channel.write(reply));
+          this.deliver(call, this.reply(call, undefined, asCallError(reason)));
         },
       )
-      .catch((error: unknown) => channel.fail(error));
+      .catch((error: unknown) => call.fail(error));
   }
 
-  private readAndAnswer(
-    call: UnaryCall,
-    spec: UnarySpec,
-    format: WireFormat,
-    body: NodeJS.ReadableStream,
-    facts: UnaryRequestFacts,
-    channel: ReplyChannel,
-  ): void {
-    const chunks: Buffer[] = [];
-    let received = 0;
-    const limit = this.options.readMaxBytes + ENVELOPE_HEADER_BYTES;
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      received += chunk.length;
-      if (received > limit) {
-        stopReading();
-        channel.replay(chunks, false);
-      }
-    };
-    const onEnd = () => {
-      stopReading();
-      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received);
-      const input = this.decode(spec, format, bytes);
-      if (input === undefined) channel.replay(chunks, true);
-      else
-        this.answer(call, spec, format, facts, input).then(
-          (reply) => channel.write(reply),
-          (error: unknown) => channel.fail(error),
-        );
-    };
-    const stopReading = () => {
-      body.off("data", onData);
-      body.off("end", onEnd);
-      body.pause();
-    };
+  private read(call: UnaryCall, body: RequestBody): void {
     // A request whose headers carried END_STREAM may already be over once an async gate returns.
-    if ((body as { readableEnded?: boolean }).readableEnded) {
-      onEnd();
+    if (body.readableEnded) {
+      this.bodyComplete(call);
       return;
     }
-    body.on("data", onData);
-    body.on("end", onEnd);
+    body[CALL] = call;
+    body.on("data", this.onBodyData);
+    body.on("end", this.onBodyEnd);
+  }
+
+  private stopReading(body: RequestBody): void {
+    body.off("data", this.onBodyData);
+    body.off("end", this.onBodyEnd);
+    body.pause();
+  }
+
+  private bodyComplete(call: UnaryCall): void {
+    const input = this.decode(call);
+    if (input === undefined) {
+      call.replay(true);
+      return;
+    }
+    if (this.observers === undefined) {
+      this.runChain(call, input).catch((error: unknown) => call.fail(error));
+      return;
+    }
+    const observers = this.observers;
+    if (observers.length > 0) {
+      notifyStarted(observers, call);
+      notifyReceived(observers, call);
+    }
+    let output: unknown;
+    try {
+      output = call.spec.impl(input, call);
+    } catch (cause) {
+      this.complete(call, undefined, cause);
+      return;
+    }
+    // Most implementations answer synchronously: no promise for them.
+    if (isPromiseLike(output)) {
+      output.then(
+        (message) => this.completeWithOutput(call, message),
+        (cause: unknown) => this.complete(call, undefined, cause),
+      );
+    } else {
+      this.completeWithOutput(call, output);
+    }
   }
 
   /** The request message, or undefined when connect-node should produce the error. */
-  private decode(spec: UnarySpec, format: WireFormat, body: Buffer): MessageShape<DescMessage> | undefined {
-    const schema = spec.method.input;
+  private decode(call: UnaryCall): MessageShape<DescMessage> | undefined {
+    const schema = call.spec.method.input;
+    const body = call.body();
     try {
-      if (format.protocol === "connect") {
+      if (call.format.protocol === "connect") {
         if (body.length > this.options.readMaxBytes) return undefined;
-        return format.binary
+        return call.format.binary
           ? fromBinary(schema, body)
           : fromJsonString(schema, body.toString("utf8"), { ignoreUnknownFields: true });
       }
@@ -220,54 +210,70 @@ export class UnaryFastPath {
     }
   }
 
-  /** Run the call and build the reply: the message, or the error, in the client's protocol. */
-  private async answer(
-    call: UnaryCall,
-    spec: UnarySpec,
-    format: WireFormat,
-    facts: UnaryRequestFacts,
-    message: MessageShape<DescMessage>,
-  ): Promise<UnaryReply> {
+  /** Serialize what the implementation returned, then answer. */
+  private completeWithOutput(call: UnaryCall, output: unknown): void {
+    let bytes: Uint8Array;
+    try {
+      const schema = call.spec.method.output;
+      bytes = this.serialize(call, isMessage(output, schema) ? output : create(schema, output as never));
+    } catch (cause) {
+      this.complete(call, undefined, cause);
+      return;
+    }
+    this.complete(call, bytes, undefined);
+  }
+
+  /** The call is over (output bytes, or a cause of failure): tell the observers and answer. */
+  private complete(call: UnaryCall, output: Uint8Array | undefined, cause: unknown): void {
+    const error = output === undefined ? asCallError(cause) : undefined;
+    if (error) call.failWith(error);
+    call.finish();
+    const observers = this.observers!;
+    if (observers.length > 0) {
+      if (error === undefined) notifySent(observers, call);
+      notifyEnded(observers, call, error);
+    }
+    this.deliver(call, this.reply(call, output, error));
+  }
+
+  /** The general case: an interceptor chain that does more than observe. */
+  private async runChain(call: UnaryCall, message: MessageShape<DescMessage>): Promise<void> {
     let output: Uint8Array | undefined;
     let error: ConnectError | undefined;
     try {
-      const serialize = (out: MessageShape<DescMessage>) => this.serialize(spec, format, out);
-      const result = await invokeUnary(call, spec, this.options.interceptors, message, serialize);
+      const serialize = (out: MessageShape<DescMessage>) => this.serialize(call, out);
+      const result = await invokeUnary(call, this.options.interceptors, message, serialize);
       output = result.bytes ?? serialize(result.message);
     } catch (cause) {
-      error = asConnectError(cause);
+      error = asCallError(cause);
     } finally {
       call.finish();
     }
-    return this.reply(format, facts, call, output, error);
+    this.deliver(call, this.reply(call, output, error));
   }
 
-  private reply(
-    format: WireFormat,
-    facts: UnaryRequestFacts,
-    call: UnaryCall,
-    output: Uint8Array | undefined,
-    error: ConnectError | undefined,
-  ): Promise<UnaryReply> {
-    const headers = facts.headers;
-    const acceptHeader = format.protocol === "connect" ? headers["accept-encoding"] : headers["grpc-accept-encoding"];
-    const compression =
-      acceptHeader === undefined
-        ? null
-        : compressionNegotiate(this.options.acceptCompression, null, String(acceptHeader), "").response;
-    return format.protocol === "connect"
-      ? this.connectReply(format, call.response, output, error, compression)
-      : this.grpcReply(format, call.response, output, error, compression);
-  }
-
-  private serialize(spec: UnarySpec, format: WireFormat, message: MessageShape<DescMessage>): Uint8Array {
-    let bytes: Uint8Array;
+  private deliver(call: UnaryCall, reply: UnaryReply | Promise<UnaryReply>): void {
+    if (reply instanceof Promise) {
+      reply.then(
+        (ready) => call.write(ready),
+        (error: unknown) => call.fail(error),
+      );
+      return;
+    }
     try {
-      bytes = format.binary
-        ? toBinary(spec.method.output, message)
-        : Buffer.from(toJsonString(spec.method.output, message));
+      call.write(reply);
+    } catch (error) {
+      call.fail(error);
+    }
+  }
+
+  private serialize(call: UnaryCall, message: MessageShape<DescMessage>): Uint8Array {
+    let bytes: Uint8Array;
+    const binary = call.format.binary;
+    try {
+      bytes = binary ? toBinary(call.spec.method.output, message) : Buffer.from(toJsonString(call.spec.method.output, message));
     } catch (cause) {
-      throw format.binary
+      throw binary
         ? new ConnectError(`serialize binary: ${cause instanceof Error ? cause.message : String(cause)}`, Code.Internal)
         : ConnectError.from(cause, Code.Internal);
     }
@@ -280,28 +286,61 @@ export class UnaryFastPath {
     return bytes;
   }
 
-  private async grpcReply(
-    format: WireFormat,
-    response: ResponseMetadata,
+  /** The answer in the client's protocol: the message, or the error. */
+  private reply(call: UnaryCall, output: Uint8Array | undefined, error: ConnectError | undefined): UnaryReply | Promise<UnaryReply> {
+    const compression = this.compressionFor(call);
+    return call.format.protocol === "connect"
+      ? this.connectReply(call, output, error, compression)
+      : this.grpcReply(call, output, error, compression);
+  }
+
+  /** The response compression for the client's accept header, negotiated once per distinct header value. */
+  private compressionFor(call: UnaryCall): Compression | null {
+    const accept = call.format.protocol === "connect" ? call.headers["accept-encoding"] : call.headers["grpc-accept-encoding"];
+    if (accept === undefined) return null;
+    const key = String(accept);
+    let compression = this.negotiated.get(key);
+    if (compression === undefined) {
+      compression = compressionNegotiate(this.options.acceptCompression, null, key, "").response;
+      if (this.negotiated.size >= NEGOTIATION_CACHE_SIZE) this.negotiated.clear();
+      this.negotiated.set(key, compression);
+    }
+    return compression;
+  }
+
+  private grpcReply(
+    call: UnaryCall,
     output: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
-  ): Promise<UnaryReply> {
-    const headers: Record<string, string | string[]> = { "content-type": format.responseContentType };
-    if (compression) headers["grpc-encoding"] = compression.name;
-    const responseHeader = response.peekHeader();
-    if (responseHeader) copyInto(headers, responseHeader);
-    let frame: Uint8Array | undefined;
-    if (output !== undefined) {
-      frame =
-        compression && output.byteLength >= this.options.compressMinBytes
-          ? envelope(COMPRESSED_FLAG, await compression.compress(output))
-          : envelope(0, output);
+  ): UnaryReply | Promise<UnaryReply> {
+    if (compression && output !== undefined && output.byteLength >= this.options.compressMinBytes) {
+      return compression.compress(output).then((compressed) => this.grpcReplyAsync(call, envelope(COMPRESSED_FLAG, compressed), error, compression));
     }
-    const responseTrailer = response.peekTrailer();
+    const frame = output === undefined ? undefined : envelope(0, output);
+    const headers = this.grpcHeaders(call, compression);
+    const responseTrailer = call.peekResponseTrailer();
+    if (error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer))) {
+      if (call.format.protocol === "grpc") return { status: 200, headers, body: frame, trailers: OK_TRAILERS_OBJECT };
+      if (!compression) {
+        return { status: 200, headers, body: frame ? Buffer.concat([frame, OK_GRPC_WEB_TRAILER_FRAME]) : OK_GRPC_WEB_TRAILER_FRAME, trailers: undefined };
+      }
+    }
+    return this.grpcReplyAsync(call, frame, error, compression, headers);
+  }
+
+  /** gRPC and gRPC-web answers that carry trailers of their own, or need compression. */
+  private async grpcReplyAsync(
+    call: UnaryCall,
+    frame: Uint8Array | undefined,
+    error: ConnectError | undefined,
+    compression: Compression | null,
+    headers = this.grpcHeaders(call, compression),
+  ): Promise<UnaryReply> {
+    const responseTrailer = call.peekResponseTrailer();
     const plainTrailer = error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer));
-    const trailer = plainTrailer ? OK_TRAILER : withStatus(response.trailer, error);
-    if (format.protocol === "grpc") {
+    const trailer = plainTrailer ? OK_TRAILER : withStatus(call.responseTrailer, error);
+    if (call.format.protocol === "grpc") {
       if (plainTrailer) return { status: 200, headers, body: frame, trailers: OK_TRAILERS_OBJECT };
       const trailers = copyInto({}, trailer);
       fixGrpcMessageTrailer(trailers);
@@ -315,29 +354,45 @@ export class UnaryFastPath {
     return { status: 200, headers, body: frame ? Buffer.concat([frame, trailerFrame]) : trailerFrame, trailers: undefined };
   }
 
-  private async connectReply(
-    format: WireFormat,
-    response: ResponseMetadata,
+  private grpcHeaders(call: UnaryCall, compression: Compression | null): Record<string, string | string[]> {
+    const headers: Record<string, string | string[]> = { "content-type": call.format.responseContentType };
+    if (compression) headers["grpc-encoding"] = compression.name;
+    const responseHeader = call.peekResponseHeader();
+    if (responseHeader) copyInto(headers, responseHeader);
+    addObserverHeaders(headers, call);
+    return headers;
+  }
+
+  private connectReply(
+    call: UnaryCall,
+    output: Uint8Array | undefined,
+    error: ConnectError | undefined,
+    compression: Compression | null,
+  ): UnaryReply | Promise<UnaryReply> {
+    const compress = compression !== null && (output?.byteLength ?? 0) >= this.options.compressMinBytes;
+    if (error === undefined && output !== undefined && !compress && call.peekResponseHeader() === undefined && call.peekResponseTrailer() === undefined) {
+      // The common case needs no Headers object at all.
+      const headers: Record<string, string> = { "content-type": call.format.responseContentType };
+      addObserverHeaders(headers, call);
+      headers["content-length"] = String(output.byteLength);
+      return { status: 200, headers, body: output, trailers: undefined };
+    }
+    return this.connectReplyAsync(call, output, error, compression);
+  }
+
+  private async connectReplyAsync(
+    call: UnaryCall,
     output: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
   ): Promise<UnaryReply> {
-    if (error === undefined && output !== undefined && response.peekHeader() === undefined && response.peekTrailer() === undefined) {
-      // The common case needs no Headers object at all.
-      let body = output;
-      const headers: Record<string, string> = { "content-type": format.responseContentType };
-      if (compression && body.byteLength >= this.options.compressMinBytes) {
-        body = await compression.compress(body);
-        headers["content-encoding"] = compression.name;
-      }
-      headers["content-length"] = String(body.byteLength);
-      return { status: 200, headers, body, trailers: undefined };
-    }
     let status = 200;
     let body: Uint8Array;
-    const responseHeader = response.header;
+    const responseHeader = call.responseHeader;
     if (error === undefined && output !== undefined) {
-      responseHeader.set("content-type", format.responseContentType);
+      responseHeader.set("content-type", call.format.responseContentType);
+      const extra = call.observerHeaders();
+      if (extra) for (let i = 0; i < extra.length; i += 2) responseHeader.set(extra[i], extra[i + 1]);
       body = output;
     } else {
       const failure = error ?? new ConnectError("internal error", Code.Internal);
@@ -350,7 +405,7 @@ export class UnaryFastPath {
       body = await compression.compress(body);
       responseHeader.set("content-encoding", compression.name);
     }
-    const responseTrailer = response.peekTrailer();
+    const responseTrailer = call.peekResponseTrailer();
     const header =
       responseTrailer === undefined || isEmpty(responseTrailer) ? responseHeader : trailerMux(responseHeader, responseTrailer);
     header.set("content-length", String(body.byteLength));
@@ -358,9 +413,8 @@ export class UnaryFastPath {
   }
 }
 
-function asConnectError(cause: unknown): ConnectError {
-  // Anything that is not a ConnectError is an internal failure whose message must not reach the client.
-  return cause instanceof ConnectError ? cause : new ConnectError("internal error", Code.Internal, undefined, undefined, cause);
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
 }
 
 function isIdentity(encoding: string | string[] | undefined): boolean {
@@ -376,6 +430,13 @@ function withStatus(trailer: Headers, error: ConnectError | undefined): Headers 
   if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
   if (error) setTrailerStatus(trailer, error);
   return trailer;
+}
+
+/** Observer headers win over the implementation's, as an interceptor setting them after the call would. */
+function addObserverHeaders(target: Record<string, string | string[]>, call: UnaryCall): void {
+  const extra = call.observerHeaders();
+  if (extra === undefined) return;
+  for (let i = 0; i < extra.length; i += 2) target[extra[i]] = extra[i + 1];
 }
 
 function copyInto(target: Record<string, string | string[]>, headers: Headers): Record<string, string | string[]> {

@@ -1,0 +1,130 @@
+import * as http2 from "node:http2";
+import type { HttpRequest, HttpResponse } from "../http-types.js";
+import { UnaryCall, type UnaryReply, type UnarySpec } from "./unary-call.js";
+import type { AcceptedRequest } from "./unary-fast-path.js";
+import { OK_TRAILERS_OBJECT } from "./unary-fast-path.js";
+
+/** What a fast-path call needs from its route (made once per route) when it leaves the fast path. */
+export interface FastRoute {
+  readonly spec: UnarySpec;
+  readonly shutdownSignal: AbortSignal;
+  /** Serve the request through connect-node instead; body replaces the request's own when given. */
+  serveWithConnect(req: HttpRequest, res: HttpResponse, body?: AsyncIterable<Uint8Array>): void;
+  /** Log an unexpected failure of the fast path. */
+  logFailure(error: unknown): void;
+}
+
+const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+/** Where a stream keeps the trailers its shared wantTrailers listener sends. */
+const TRAILERS = Symbol("trailers to send");
+type StreamWithTrailers = http2.ServerHttp2Stream & { [TRAILERS]?: Readonly<Record<string, string | string[]>> };
+
+// Shared listeners: a closure per call would be one more allocation on the hottest path.
+function sendOkTrailers(this: http2.ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS_OBJECT);
+}
+function sendStoredTrailers(this: StreamWithTrailers): void {
+  this.sendTrailers(this[TRAILERS]!);
+}
+
+/** A fast-path call that arrived as a raw HTTP/2 stream. */
+export class Http2UnaryCall extends UnaryCall {
+  constructor(
+    private readonly route: FastRoute,
+    accepted: AcceptedRequest,
+    headers: http2.IncomingHttpHeaders,
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly rawHeaders: string[],
+  ) {
+    super(route.spec, accepted.format, headers, accepted.timeoutMs, route.shutdownSignal);
+  }
+
+  write(reply: UnaryReply): void {
+    const stream = this.stream as StreamWithTrailers;
+    if (stream.destroyed || stream.closed) return;
+    const headers = reply.headers as http2.OutgoingHttpHeaders;
+    headers[":status"] = reply.status;
+    const trailers = reply.trailers;
+    if (trailers === undefined) {
+      stream.respond(headers);
+    } else {
+      stream.respond(headers, WAIT_FOR_TRAILERS);
+      if (trailers === OK_TRAILERS_OBJECT) {
+        stream.on("wantTrailers", sendOkTrailers);
+      } else {
+        stream[TRAILERS] = trailers;
+        stream.on("wantTrailers", sendStoredTrailers);
+      }
+    }
+    if (reply.body) stream.end(reply.body);
+    else stream.end();
+  }
+
+  replay(requestEnded: boolean): void {
+    // connect-node works on Node's request API: wrap the stream the way Node's own server would.
+    const req = new http2.Http2ServerRequest(this.stream, this.headers, {}, this.rawHeaders);
+    const res = new http2.Http2ServerResponse(this.stream);
+    this.route.serveWithConnect(req, res, replayBody(this.chunks, requestEnded ? undefined : req));
+  }
+
+  fail(error: unknown): void {
+    this.route.logFailure(error);
+    this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
+
+  protected buildUrl(): string {
+    const headers = this.headers;
+    return `${headers[":scheme"] ?? "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`;
+  }
+
+  protected onClientGone(listener: () => void): void {
+    this.stream.once("close", listener);
+  }
+}
+
+/** A fast-path call that arrived through Node's request API (HTTP/1.1, or HTTP/2 via the compatibility layer). */
+export class HttpRequestUnaryCall extends UnaryCall {
+  constructor(
+    private readonly route: FastRoute,
+    accepted: AcceptedRequest,
+    private readonly req: HttpRequest,
+    private readonly res: HttpResponse,
+  ) {
+    super(route.spec, accepted.format, req.headers, accepted.timeoutMs, route.shutdownSignal);
+  }
+
+  write(reply: UnaryReply): void {
+    const res = this.res;
+    if (res.destroyed || res.writableEnded) return;
+    res.writeHead(reply.status, reply.headers);
+    if (reply.trailers) (res as { addTrailers(t: Readonly<Record<string, string | string[]>>): void }).addTrailers(reply.trailers);
+    if (reply.body) res.end(reply.body);
+    else res.end();
+  }
+
+  replay(requestEnded: boolean): void {
+    this.route.serveWithConnect(this.req, this.res, replayBody(this.chunks, requestEnded ? undefined : this.req));
+  }
+
+  fail(error: unknown): void {
+    this.route.logFailure(error);
+    this.res.destroy();
+  }
+
+  protected buildUrl(): string {
+    const req = this.req;
+    const encrypted = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted;
+    const authority = "authority" in req ? req.authority : req.headers.host;
+    return new URL(req.url ?? "/", `${encrypted ? "https" : "http"}://${authority ?? "localhost"}`).toString();
+  }
+
+  protected onClientGone(listener: () => void): void {
+    this.res.once("close", listener);
+  }
+}
+
+/** The bytes the fast path already read, followed by whatever the request still has to send. */
+async function* replayBody(alreadyRead: Buffer[], rest: AsyncIterable<Buffer> | undefined): AsyncGenerator<Uint8Array> {
+  yield* alreadyRead;
+  if (rest) yield* rest;
+}
