@@ -31,7 +31,7 @@ export function accessLogObserver(logger: Logger, options: { tracing?: boolean }
       // The server span's trace (a new one when the client sent none) if tracing is on.
       const traceId = (tracing ? trace.getActiveSpan()?.spanContext().traceId : undefined) ?? traceIdFrom(call.requestHeaderValue("traceparent"));
       const peer = call.requestHeaderValue(PEER_HEADER);
-      const principal = call.contextValues.get(identityKey)?.principal;
+      const principal = call.contextValue(identityKey)?.principal;
       destination.write(
         `{"level":"info","time":"${clock.now()}","requestId":${JSON.stringify(call.requestId)}` +
           (traceId === undefined ? "" : `,"traceId":${JSON.stringify(traceId)}`) +

@@ -1,4 +1,4 @@
-import { Code, ConnectError, type ContextValues, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextKey, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { requestIdFrom } from "./request-id.js";
 import { rpcProtocolOf, type RpcProtocol } from "./rpc-protocol.js";
@@ -14,7 +14,8 @@ export interface ObservedCall {
   readonly requestId: string;
   /** performance.now() when the call started. */
   readonly startedAt: number;
-  readonly contextValues: ContextValues;
+  /** A context value (as the request gate set it), or the key's default. */
+  contextValue<T>(key: ContextKey<T>): T;
   /** One request header (comma-joined if repeated), or null. */
   requestHeaderValue(name: string): string | null;
   /** A header for the response: in the response headers on success, in the error's metadata on failure. */
@@ -138,8 +139,8 @@ class InterceptedCall implements ObservedCall {
     return (this.requestIdValue ??= requestIdFrom(this.req.header.get("x-request-id")));
   }
 
-  get contextValues(): ContextValues {
-    return this.req.contextValues;
+  contextValue<T>(key: ContextKey<T>): T {
+    return this.req.contextValues.get(key);
   }
 
   requestHeaderValue(name: string): string | null {

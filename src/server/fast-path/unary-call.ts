@@ -3,6 +3,7 @@ import {
   Code,
   ConnectError,
   createContextValues,
+  type ContextKey,
   type ContextValues,
   type HandlerContext,
   type Interceptor,
@@ -107,8 +108,9 @@ export abstract class UnaryCall implements HandlerContext, ObservedCall {
     return (this.valuesValue ??= createContextValues());
   }
 
-  get contextValues(): ContextValues {
-    return this.values;
+  contextValue<T>(key: ContextKey<T>): T {
+    // Reading must not create the values: most calls never set any.
+    return this.valuesValue === undefined ? key.defaultValue : this.valuesValue.get(key);
   }
 
   get signal(): AbortSignal {

@@ -12,6 +12,12 @@ import { createGreeterService } from "../../../src/services/greeter-service.js";
 import { createRpcDispatcher } from "../../../src/server/rpc-dispatcher.js";
 import { SinglePortServer } from "../../../src/server/single-port-server.js";
 import { createLogger } from "../../../src/ops/logger.js";
+import { GatewayMetrics } from "../../../src/ops/metrics.js";
+import { accessLogObserver } from "../../../src/interceptors/access-log.js";
+import { observersInterceptor } from "../../../src/interceptors/call-observer.js";
+import { metricsObserver } from "../../../src/interceptors/metrics.js";
+import { requestIdObserver } from "../../../src/interceptors/request-id.js";
+import { Writable } from "node:stream";
 
 /**
  * The fast path must be indistinguishable from connect-node. Two servers with the same routes
@@ -67,13 +73,27 @@ const gateReader: Interceptor = (next) => async (req) => {
   return res;
 };
 
-async function startServer(fastPath: boolean) {
+/**
+ * chain "custom": interceptors that change calls, and a request gate (the fast path runs the
+ * generic interceptor chain). chain "observers": only the gateway's default observers (request
+ * id, access log, metrics), which the fast path runs without the chain.
+ */
+async function startServer(fastPath: boolean, chain: "custom" | "observers" = "custom") {
   // Records whether each call's request headers were the fast path's lazy view or real Headers.
   const headerKinds: string[] = [];
   const probe: Interceptor = (next) => (req) => {
     headerKinds.push(req.header instanceof Headers ? "Headers" : "lazy view");
     return next(req);
   };
+  const logLines: Record<string, unknown>[] = [];
+  const logSink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n")) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const metrics = new GatewayMetrics({ enabled: true, runtime: false, buckets: [1, 10] });
+  const observers = observersInterceptor([requestIdObserver(), accessLogObserver(createLogger("info", logSink)), metricsObserver(metrics)]);
   const dispatcher = createRpcDispatcher({
     routes,
     fastPath,
@@ -83,8 +103,8 @@ async function startServer(fastPath: boolean) {
     },
     logger: createLogger("silent"),
     router: {
-      interceptors: [probe, refusing, tagging, gateReader],
-      requestGate: gate,
+      interceptors: chain === "custom" ? [probe, refusing, tagging, gateReader] : [observers],
+      requestGate: chain === "custom" ? gate : undefined,
       acceptCompression: [compressionGzip, compressionBrotli],
       readMaxBytes: MAX_MESSAGE_BYTES,
       writeMaxBytes: MAX_MESSAGE_BYTES,
@@ -98,7 +118,7 @@ async function startServer(fastPath: boolean) {
     limits: { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 },
   });
   const address = await server.listen(0, "127.0.0.1");
-  return { port: address.port, server, headerKinds };
+  return { port: address.port, server, headerKinds, logLines, metrics };
 }
 
 interface Exchange {
@@ -282,5 +302,86 @@ describe("fast path and connect-node answer byte for byte alike", () => {
     expect(result.trailers["grpc-status"]).toBe(String(Code.Internal));
     expect(result.trailers["grpc-message"]).toBe("internal error");
     expect(JSON.stringify(result)).not.toContain("secret");
+  });
+});
+
+describe("the default observers (request id, access log, metrics) act alike on both paths", () => {
+  let fast: Awaited<ReturnType<typeof startServer>>;
+  let reference: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    [fast, reference] = await Promise.all([startServer(true, "observers"), startServer(false, "observers")]);
+  });
+  afterAll(() => {
+    fast.server.destroyAll();
+    reference.server.destroyAll();
+  });
+
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+  const ANY_UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+  // A generated request id differs per server; everything else must not.
+  const masked = (exchange: Exchange) => {
+    const mask = (headers: Record<string, unknown>) => {
+      const id = headers["x-request-id"];
+      return typeof id === "string" && UUID.test(id) ? { ...headers, "x-request-id": "<generated>" } : headers;
+    };
+    // gRPC-web carries it in the trailer frame at the end of the body.
+    const body = Buffer.from(exchange.body, "hex").toString("latin1").replace(ANY_UUID, "<generated>");
+    return { ...exchange, headers: mask(exchange.headers), trailers: mask(exchange.trailers), body };
+  };
+  // Where the client finds the request id: a header, an HTTP trailer, or gRPC-web's trailer frame.
+  const returnedIdOf = (exchange: Exchange) =>
+    exchange.headers["x-request-id"] ??
+    exchange.trailers["x-request-id"] ??
+    /x-request-id: ([^\r]+)\r\n/.exec(Buffer.from(exchange.body, "hex").toString("latin1"))?.[1];
+  const logLine = (line: Record<string, unknown>) => {
+    const { time, durationMs, requestId, ...rest } = line;
+    expect(typeof time).toBe("string");
+    expect(typeof durationMs).toBe("number");
+    return { ...rest, requestId: typeof requestId === "string" && UUID.test(requestId) ? "<generated>" : requestId };
+  };
+  const observed = cases.filter((c) => /valid call|implementation error|crash|size limit|garbage protobuf|a deadline$/.test(c.name));
+  // connect-node refuses these before any interceptor runs: no request id, no log line, on both paths.
+  const refusedBeforeTheChain = /size limit|garbage protobuf/;
+
+  for (const testCase of observed) {
+    for (const version of ["HTTP/2", "HTTP/1.1"] as const) {
+      if (version === "HTTP/1.1" && testCase.headers["content-type"] === "application/grpc") continue;
+      for (const clientId of [undefined, "client-chosen-id-1"]) {
+        it(`${testCase.name} over ${version}, ${clientId ? "with" : "without"} x-request-id`, async () => {
+          const send = version === "HTTP/2" ? sendHttp2 : sendHttp1;
+          const headers = clientId ? { ...testCase.headers, "x-request-id": clientId } : testCase.headers;
+          fast.logLines.length = 0;
+          reference.logLines.length = 0;
+          const [fromFast, fromReference] = await Promise.all([
+            send(fast.port, testCase.path, headers, testCase.body),
+            send(reference.port, testCase.path, headers, testCase.body),
+          ]);
+          expect(masked(fromFast)).toEqual(masked(fromReference));
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          expect(fast.logLines.map(logLine)).toEqual(reference.logLines.map(logLine));
+          const returnedId = returnedIdOf(fromFast);
+          if (refusedBeforeTheChain.test(testCase.name)) {
+            expect(returnedId).toBeUndefined();
+            expect(fast.logLines).toHaveLength(0);
+            return;
+          }
+          expect(returnedId).toSatisfy((id: unknown) => (clientId ? id === clientId : typeof id === "string" && UUID.test(id)));
+          expect(fast.logLines).toHaveLength(1);
+          expect(fast.logLines[0].requestId).toBe(returnedId);
+        });
+      }
+    }
+  }
+
+  it("count the same calls, codes and messages", async () => {
+    const counters = async (metrics: GatewayMetrics) =>
+      (await metrics.registry.metrics())
+        .split("\n")
+        .filter((line) => /^grpc_server_(started_total|handled_total|msg_received_total|msg_sent_total|in_flight)\{/.test(line))
+        .sort();
+    const fromFast = await counters(fast.metrics);
+    expect(fromFast.length).toBeGreaterThan(10);
+    expect(fromFast).toEqual(await counters(reference.metrics));
+    expect(fromFast.join("\n")).toMatch(/grpc_server_handled_total\{[^}]*grpc_code="InvalidArgument"[^}]*\} [1-9]/);
   });
 });
