@@ -13,9 +13,9 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "../ops/logger.js";
 import { fixGrpcMessageTrailer } from "./grpc-message.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "./http-types.js";
-import { Http2UnaryCall, HttpRequestUnaryCall, type FastRoute } from "./fast-path/http-unary-calls.js";
-import type { UnarySpec } from "./fast-path/unary-call.js";
-import { UnaryFastPath, type FastPathOptions } from "./fast-path/unary-fast-path.js";
+import { Http2Call, HttpRequestCall, type FastRoute } from "./fast-path/http-calls.js";
+import type { FastSpec } from "./fast-path/fast-call.js";
+import { RpcFastPath, type FastPathOptions } from "./fast-path/rpc-fast-path.js";
 
 /** One RPC path: connect-node's handler for it, and its fast-path face when the fast path may serve it. */
 interface Route {
@@ -29,7 +29,7 @@ export interface RpcDispatcherOptions {
   /** Connect router options (limits, interceptors, compression, shutdown signal). */
   router: ConnectRouterOptions &
     Pick<FastPathOptions, "readMaxBytes" | "writeMaxBytes" | "acceptCompression" | "interceptors" | "shutdownSignal" | "requestGate">;
-  /** Serve plain unary calls on the fast path (false: everything through connect-node). */
+  /** Serve plain unary and server-streaming calls on the fast path (false: everything through connect-node). */
   fastPath: boolean;
   /** Called for every request whose path is not an RPC this gateway serves. */
   fallback: HttpHandler;
@@ -51,12 +51,12 @@ export interface RpcDispatcher {
 const COMPRESS_MIN_BYTES = 1024;
 
 /**
- * The RPC entry point: resolves the path once in a table, serves plain unary calls on the
+ * The RPC entry point: resolves the path once in a table, serves plain unary and server-streaming calls on the
  * fast path, and everything else through connect-node's protocol handlers.
  */
 export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatcher {
   const router = createConnectRouter(options.router);
-  const unarySpecs = new Map<string, UnarySpec>();
+  const fastSpecs = new Map<string, FastSpec>();
   // Record what is registered, so the fast path can call the same implementations.
   const recordingRouter: ConnectRouter = {
     get handlers() {
@@ -67,7 +67,7 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
       if (handlerOptions === undefined) {
         const spec = createServiceImplSpec(service, implementation);
         for (const method of Object.values(spec.methods)) {
-          if (method.kind === "unary") unarySpecs.set(`/${service.typeName}/${method.method.name}`, method);
+          if (method.kind === "unary" || method.kind === "server_streaming") fastSpecs.set(`/${service.typeName}/${method.method.name}`, method);
         }
       }
       return recordingRouter;
@@ -95,7 +95,7 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
 
   const routes = new Map<string, Route>();
   for (const handler of router.handlers) {
-    const spec = options.fastPath ? unarySpecs.get(handler.requestPath) : undefined;
+    const spec = options.fastPath ? fastSpecs.get(handler.requestPath) : undefined;
     const fast: FastRoute | undefined = spec && {
       spec,
       shutdownSignal: options.router.shutdownSignal,
@@ -104,7 +104,7 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
     };
     routes.set(handler.requestPath, { handler, fast });
   }
-  const fastPath = new UnaryFastPath({
+  const fastPath = new RpcFastPath({
     ...options.router,
     compressMinBytes: COMPRESS_MIN_BYTES,
     // connect-node's own default when no maximum is configured.
@@ -118,19 +118,19 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
         options.fallback(req, res);
         return;
       }
-      const accepted = route.fast && fastPath.accepts(req.method, req.headers, req.httpVersionMajor);
+      const accepted = route.fast && fastPath.accepts(route.fast.spec, req.method, req.headers, req.httpVersionMajor);
       if (!accepted) {
         serveWithConnect(route.handler, req, res);
         return;
       }
-      fastPath.serve(new HttpRequestUnaryCall(route.fast!, accepted, req, res), req as NodeJS.ReadableStream);
+      fastPath.serve(new HttpRequestCall(route.fast!, accepted, req, res), req as NodeJS.ReadableStream);
     },
 
     handleStream(stream, headers, rawHeaders) {
       const route = routes.get(pathOf(headers[":path"]));
-      const accepted = route?.fast && fastPath.accepts(headers[":method"], headers, 2);
+      const accepted = route?.fast && fastPath.accepts(route.fast.spec, headers[":method"], headers, 2);
       if (!accepted) return false;
-      fastPath.serve(new Http2UnaryCall(route!.fast!, accepted, headers, stream, rawHeaders), stream);
+      fastPath.serve(new Http2Call(route!.fast!, accepted, headers, stream, rawHeaders), stream);
       return true;
     },
   };

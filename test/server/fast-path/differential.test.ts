@@ -6,7 +6,7 @@ import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CalculatorService, DivideRequestSchema } from "../../../gen/demo/v1/calculator_pb.js";
-import { GreeterService, GreetRequestSchema } from "../../../gen/demo/v1/greeter_pb.js";
+import { GreeterService, GreetRequestSchema, GreetStreamRequestSchema } from "../../../gen/demo/v1/greeter_pb.js";
 import { createCalculatorService } from "../../../src/services/calculator-service.js";
 import { createGreeterService } from "../../../src/services/greeter-service.js";
 import { createRpcDispatcher } from "../../../src/server/rpc-dispatcher.js";
@@ -42,6 +42,9 @@ const refusing: Interceptor = (next) => async (req) => {
   return next(req);
 };
 
+// Whether each stream's request headers were the fast path's lazy view or connect-node's Headers.
+const streamHeaderKinds: string[] = [];
+
 function routes(router: ConnectRouter) {
   router.service(CalculatorService, createCalculatorService());
   // The greeter, plus an implementation that crashes with a plain Error and sets its own metadata.
@@ -53,6 +56,19 @@ function routes(router: ConnectRouter) {
       context.responseTrailer.set("x-greeter-trailer", "done");
       if (request.name === "crash") throw new TypeError("secret internal detail");
       return greeter.greet(request, context);
+    },
+    // The demo stream, plus streams that set metadata and fail after their first message.
+    async *greetStream(request, context) {
+      streamHeaderKinds.push(context.requestHeader instanceof Headers ? "Headers" : "lazy view");
+      if (!request.name.startsWith("midway")) {
+        yield* greeter.greetStream(request, context);
+        return;
+      }
+      context.responseHeader.set("x-stream", "started");
+      yield { greeting: "first", sequence: 1 };
+      context.responseTrailer.set("x-stream-trailer", "set");
+      if (request.name === "midway-crash") throw new TypeError("secret stream detail");
+      throw new ConnectError("gave up midway", Code.Aborted, { "x-why": "test" });
     },
   });
 }
@@ -188,6 +204,7 @@ function envelope(message: Uint8Array, flags = 0, declaredLength = message.lengt
 
 const divide = (dividend: number, divisor: number) => toBinary(DivideRequestSchema, create(DivideRequestSchema, { dividend, divisor }));
 const greet = (name: string) => toBinary(GreetRequestSchema, create(GreetRequestSchema, { name }));
+const greetStream = (name: string, count: number) => toBinary(GreetStreamRequestSchema, create(GreetStreamRequestSchema, { name, count }));
 
 interface Case {
   name: string;
@@ -339,8 +356,25 @@ describe("the default observers (request id, access log, metrics) act alike on b
     expect(typeof durationMs).toBe("number");
     return { ...rest, requestId: typeof requestId === "string" && UUID.test(requestId) ? "<generated>" : requestId };
   };
-  const observed = cases.filter((c) => /valid call|implementation error|crash|size limit|garbage protobuf|a deadline$/.test(c.name));
-  // connect-node refuses these before any interceptor runs: no request id, no log line, on both paths.
+  const GREET_STREAM = "/demo.v1.GreeterService/GreetStream";
+  const streamCases: Case[] = [];
+  for (const [label, headers] of [["grpc", grpc], ["grpc-web", grpcWeb]] as const) {
+    streamCases.push(
+      { name: `${label} stream: three messages`, path: GREET_STREAM, headers, body: envelope(greetStream("Ada", 3)) },
+      { name: `${label} stream: refused before the first message`, path: GREET_STREAM, headers, body: envelope(greetStream("Ada", 0)) },
+      { name: `${label} stream: metadata, then an error after a message`, path: GREET_STREAM, headers, body: envelope(greetStream("midway", 1)) },
+      { name: `${label} stream: a crash after a message`, path: GREET_STREAM, headers, body: envelope(greetStream("midway-crash", 1)) },
+      { name: `${label} stream: garbage request`, path: GREET_STREAM, headers, body: envelope(Uint8Array.from([0xff, 0xff])) },
+      { name: `${label} stream: a deadline`, path: GREET_STREAM, headers: { ...headers, "grpc-timeout": "5S" }, body: envelope(greetStream("Ada", 2)) },
+      { name: `${label} stream: client accepts gzip`, path: GREET_STREAM, headers: { ...headers, "grpc-accept-encoding": "gzip" }, body: envelope(greetStream("Ada", 2)) },
+    );
+  }
+  const observed = [
+    ...cases.filter((c) => /valid call|implementation error|crash|size limit|garbage protobuf|a deadline$/.test(c.name)),
+    ...streamCases,
+  ];
+  // connect-node refuses these unary requests before any interceptor runs: no request id, no log
+  // line, on both paths. (A stream's request is read inside the chain: its garbage is observed.)
   const refusedBeforeTheChain = /size limit|garbage protobuf/;
 
   for (const testCase of observed) {
@@ -372,6 +406,25 @@ describe("the default observers (request id, access log, metrics) act alike on b
       }
     }
   }
+
+  it("really serve plain server streams on the fast path, and only there", async () => {
+    const body = envelope(greetStream("Ada", 2));
+    const kindsFor = async (send: typeof sendHttp2, port: number, headers: Record<string, string>) => {
+      streamHeaderKinds.length = 0;
+      await send(port, "/demo.v1.GreeterService/GreetStream", headers, body);
+      return streamHeaderKinds.slice();
+    };
+    expect(await kindsFor(sendHttp2, fast.port, grpc)).toEqual(["lazy view"]);
+    expect(await kindsFor(sendHttp1, fast.port, grpcWeb)).toEqual(["lazy view"]);
+    // A deadline or a compressing client leaves the stream to connect-node.
+    expect(await kindsFor(sendHttp2, fast.port, { ...grpc, "grpc-timeout": "5S" })).toEqual(["Headers"]);
+    expect(await kindsFor(sendHttp2, fast.port, { ...grpc, "grpc-accept-encoding": "gzip" })).toEqual(["Headers"]);
+    // The same calls to the reference, which has no fast path (and so the metrics stay comparable).
+    expect(await kindsFor(sendHttp2, reference.port, grpc)).toEqual(["Headers"]);
+    expect(await kindsFor(sendHttp1, reference.port, grpcWeb)).toEqual(["Headers"]);
+    expect(await kindsFor(sendHttp2, reference.port, { ...grpc, "grpc-timeout": "5S" })).toEqual(["Headers"]);
+    expect(await kindsFor(sendHttp2, reference.port, { ...grpc, "grpc-accept-encoding": "gzip" })).toEqual(["Headers"]);
+  });
 
   it("count the same calls, codes and messages", async () => {
     const counters = async (metrics: GatewayMetrics) =>

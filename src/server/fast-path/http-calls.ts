@@ -1,12 +1,11 @@
 import * as http2 from "node:http2";
 import type { HttpRequest, HttpResponse } from "../http-types.js";
-import { UnaryCall, type UnaryReply, type UnarySpec } from "./unary-call.js";
-import type { AcceptedRequest } from "./unary-fast-path.js";
-import { OK_TRAILERS_OBJECT } from "./unary-fast-path.js";
+import { FastCall, type FastSpec, type UnaryReply } from "./fast-call.js";
+import { OK_TRAILERS_OBJECT, type AcceptedRequest } from "./rpc-fast-path.js";
 
 /** What a fast-path call needs from its route (made once per route) when it leaves the fast path. */
 export interface FastRoute {
-  readonly spec: UnarySpec;
+  readonly spec: FastSpec;
   readonly shutdownSignal: AbortSignal;
   /** Serve the request through connect-node instead; body replaces the request's own when given. */
   serveWithConnect(req: HttpRequest, res: HttpResponse, body?: AsyncIterable<Uint8Array>): void;
@@ -28,7 +27,7 @@ function sendStoredTrailers(this: StreamWithTrailers): void {
 }
 
 /** A fast-path call that arrived as a raw HTTP/2 stream. */
-export class Http2UnaryCall extends UnaryCall {
+export class Http2Call extends FastCall {
   constructor(
     private readonly route: FastRoute,
     accepted: AcceptedRequest,
@@ -60,6 +59,33 @@ export class Http2UnaryCall extends UnaryCall {
     else stream.end();
   }
 
+  startResponse(status: number, headers: Record<string, string | string[]>, withTrailers: boolean): void {
+    (headers as http2.OutgoingHttpHeaders)[":status"] = status;
+    this.stream.respond(headers, withTrailers ? WAIT_FOR_TRAILERS : undefined);
+  }
+
+  writeBody(chunk: Uint8Array): boolean {
+    return this.stream.write(chunk);
+  }
+
+  whenDrained(listener: () => void): void {
+    if (this.isGone()) listener();
+    else whenDrained(this.stream, listener);
+  }
+
+  endResponse(trailers: Readonly<Record<string, string | string[]>> | undefined): void {
+    const stream = this.stream as StreamWithTrailers;
+    if (trailers !== undefined) {
+      stream[TRAILERS] = trailers;
+      stream.on("wantTrailers", sendStoredTrailers);
+    }
+    stream.end();
+  }
+
+  isGone(): boolean {
+    return this.stream.destroyed || this.stream.closed;
+  }
+
   replay(requestEnded: boolean): void {
     // connect-node works on Node's request API: wrap the stream the way Node's own server would.
     const req = new http2.Http2ServerRequest(this.stream, this.headers, {}, this.rawHeaders);
@@ -77,13 +103,13 @@ export class Http2UnaryCall extends UnaryCall {
     return `${headers[":scheme"] ?? "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`;
   }
 
-  protected onClientGone(listener: () => void): void {
+  onClientGone(listener: () => void): void {
     this.stream.once("close", listener);
   }
 }
 
 /** A fast-path call that arrived through Node's request API (HTTP/1.1, or HTTP/2 via the compatibility layer). */
-export class HttpRequestUnaryCall extends UnaryCall {
+export class HttpRequestCall extends FastCall {
   constructor(
     private readonly route: FastRoute,
     accepted: AcceptedRequest,
@@ -102,6 +128,28 @@ export class HttpRequestUnaryCall extends UnaryCall {
     else res.end();
   }
 
+  startResponse(status: number, headers: Record<string, string | string[]>): void {
+    this.res.writeHead(status, headers);
+  }
+
+  writeBody(chunk: Uint8Array): boolean {
+    return this.res.write(chunk);
+  }
+
+  whenDrained(listener: () => void): void {
+    if (this.isGone()) listener();
+    else whenDrained(this.res, listener);
+  }
+
+  endResponse(trailers: Readonly<Record<string, string | string[]>> | undefined): void {
+    if (trailers) (this.res as { addTrailers(t: Readonly<Record<string, string | string[]>>): void }).addTrailers(trailers);
+    this.res.end();
+  }
+
+  isGone(): boolean {
+    return this.res.destroyed || this.res.writableEnded;
+  }
+
   replay(requestEnded: boolean): void {
     this.route.serveWithConnect(this.req, this.res, replayBody(this.chunks, requestEnded ? undefined : this.req));
   }
@@ -118,9 +166,20 @@ export class HttpRequestUnaryCall extends UnaryCall {
     return new URL(req.url ?? "/", `${encrypted ? "https" : "http"}://${authority ?? "localhost"}`).toString();
   }
 
-  protected onClientGone(listener: () => void): void {
+  onClientGone(listener: () => void): void {
     this.res.once("close", listener);
   }
+}
+
+/** Calls back once a writable has drained, or closed (then nobody will read what is left anyway). */
+function whenDrained(writable: NodeJS.WritableStream & { on(event: "close", listener: () => void): unknown }, listener: () => void): void {
+  const done = () => {
+    writable.off("drain", done);
+    writable.off("close", done);
+    listener();
+  };
+  writable.on("drain", done);
+  writable.on("close", done);
 }
 
 /** The bytes the fast path already read, followed by whatever the request still has to send. */

@@ -17,7 +17,8 @@ import {
 } from "../../interceptors/call-observer.js";
 import { envelope, ENVELOPE_HEADER_BYTES } from "../envelope.js";
 import { fixGrpcMessageTrailer } from "../grpc-message.js";
-import { invokeUnary, type UnaryCall, type UnaryReply } from "./unary-call.js";
+import type { FastCall, FastSpec, ServerStreamingSpec, UnaryReply } from "./fast-call.js";
+import { invokeUnary } from "./unary-chain.js";
 import { wireFormats, type WireFormat } from "./wire-formats.js";
 
 const GRPC_WEB_TRAILER_FLAG = 0x80;
@@ -49,7 +50,7 @@ export interface AcceptedRequest {
 }
 
 /** The request body of a call as the fast path reads it: Node's HTTP/2 stream or HTTP/1.1 request. */
-type RequestBody = NodeJS.ReadableStream & { readableEnded?: boolean; [CALL]?: UnaryCall };
+type RequestBody = NodeJS.ReadableStream & { readableEnded?: boolean; [CALL]?: FastCall };
 
 /** Where a request body's listeners find their call, so they can be shared instead of made per call. */
 const CALL = Symbol("fast-path call");
@@ -62,7 +63,7 @@ const CALL = Symbol("fast-path call");
  * codecs, malformed deadlines, malformed or oversized bodies) is replayed to connect-node,
  * which produces the reference behaviour and error.
  */
-export class UnaryFastPath {
+export class RpcFastPath {
   /** Observers run directly when the chain is nothing but observers (or empty); undefined otherwise. */
   private readonly observers: readonly CallObserver[] | undefined;
   private readonly negotiated = new Map<string, Compression | null>();
@@ -92,8 +93,9 @@ export class UnaryFastPath {
   }
 
   /** The wire format and deadline when this request is one the fast path serves, judged on headers alone. */
-  accepts(method: string | undefined, headers: IncomingHttpHeaders, httpVersionMajor: number): AcceptedRequest | undefined {
+  accepts(spec: FastSpec, method: string | undefined, headers: IncomingHttpHeaders, httpVersionMajor: number): AcceptedRequest | undefined {
     if (method !== "POST") return undefined;
+    if (spec.kind === "server_streaming") return this.acceptsServerStream(headers, httpVersionMajor);
     const format = wireFormats.get(headers["content-type"] ?? "");
     if (format === undefined) return undefined;
     let timeout: ReturnType<typeof parseGrpcTimeout> | undefined;
@@ -118,10 +120,28 @@ export class UnaryFastPath {
   }
 
   /**
+   * Server streams are served here only in their plainest form: gRPC or gRPC-web, no deadline
+   * (what a stream does when it runs out of time is connect-node's to say) and no response
+   * compression. Connect's streaming protocol and everything else go to connect-node.
+   */
+  private acceptsServerStream(headers: IncomingHttpHeaders, httpVersionMajor: number): AcceptedRequest | undefined {
+    // Interceptors that do more than observe may wrap the stream itself: connect-node runs those.
+    if (this.observers === undefined) return undefined;
+    const format = wireFormats.get(headers["content-type"] ?? "");
+    if (format === undefined || format.protocol === "connect") return undefined;
+    if (format.protocol === "grpc" && httpVersionMajor !== 2) return undefined;
+    if (!isIdentity(headers["grpc-encoding"]) || headers["grpc-timeout"] !== undefined) return undefined;
+    if (this.negotiate(headers["grpc-accept-encoding"]) !== null) return undefined;
+    const declaredLength = Number(headers["content-length"] ?? 0);
+    if (declaredLength > this.options.readMaxBytes + ENVELOPE_HEADER_BYTES) return undefined;
+    return { format, timeoutMs: undefined };
+  }
+
+  /**
    * Run the request gate, read the body, then answer through the call's write, or its replay
    * when connect-node must take over.
    */
-  serve(call: UnaryCall, body: RequestBody): void {
+  serve(call: FastCall, body: RequestBody): void {
     const gate = this.options.requestGate;
     if (gate === undefined) {
       this.read(call, body);
@@ -140,7 +160,7 @@ export class UnaryFastPath {
       .catch((error: unknown) => call.fail(error));
   }
 
-  private read(call: UnaryCall, body: RequestBody): void {
+  private read(call: FastCall, body: RequestBody): void {
     // A request whose headers carried END_STREAM may already be over once an async gate returns.
     if (body.readableEnded) {
       this.bodyComplete(call);
@@ -157,10 +177,14 @@ export class UnaryFastPath {
     body.pause();
   }
 
-  private bodyComplete(call: UnaryCall): void {
+  private bodyComplete(call: FastCall): void {
     const input = this.decode(call);
     if (input === undefined) {
       call.replay(true);
+      return;
+    }
+    if (call.spec.kind === "server_streaming") {
+      this.runServerStream(call, call.spec, input).catch((error: unknown) => call.fail(error));
       return;
     }
     if (this.observers === undefined) {
@@ -174,7 +198,7 @@ export class UnaryFastPath {
     }
     let output: unknown;
     try {
-      output = call.spec.impl(input, call);
+      output = call.spec.impl(input as never, call);
     } catch (cause) {
       this.complete(call, undefined, cause);
       return;
@@ -191,7 +215,7 @@ export class UnaryFastPath {
   }
 
   /** The request message, or undefined when connect-node should produce the error. */
-  private decode(call: UnaryCall): MessageShape<DescMessage> | undefined {
+  private decode(call: FastCall): MessageShape<DescMessage> | undefined {
     const schema = call.spec.method.input;
     const body = call.body();
     try {
@@ -211,7 +235,7 @@ export class UnaryFastPath {
   }
 
   /** Serialize what the implementation returned, then answer. */
-  private completeWithOutput(call: UnaryCall, output: unknown): void {
+  private completeWithOutput(call: FastCall, output: unknown): void {
     let bytes: Uint8Array;
     try {
       const schema = call.spec.method.output;
@@ -224,7 +248,7 @@ export class UnaryFastPath {
   }
 
   /** The call is over (output bytes, or a cause of failure): tell the observers and answer. */
-  private complete(call: UnaryCall, output: Uint8Array | undefined, cause: unknown): void {
+  private complete(call: FastCall, output: Uint8Array | undefined, cause: unknown): void {
     const error = output === undefined ? asCallError(cause) : undefined;
     if (error) call.failWith(error);
     call.finish();
@@ -236,8 +260,77 @@ export class UnaryFastPath {
     this.deliver(call, this.reply(call, output, error));
   }
 
+  /**
+   * A server stream: headers with the first message, each message as the implementation yields
+   * it (waiting while the client is not keeping up), then the status in trailers (gRPC) or in
+   * the trailer frame (gRPC-web). Observer headers always go in the response headers, as they
+   * do on connect-node's path, where a stream's headers are settled before it runs.
+   */
+  private async runServerStream(call: FastCall, spec: ServerStreamingSpec, input: MessageShape<DescMessage>): Promise<void> {
+    const observers = this.observers ?? [];
+    if (observers.length > 0) {
+      notifyStarted(observers, call);
+      notifyReceived(observers, call);
+    }
+    // Created up front: a stream must notice the client leaving even while the implementation waits.
+    const signal = call.signal;
+    const grpc = call.format.protocol === "grpc";
+    let started = false;
+    let failure: unknown;
+    let failed = false;
+    let iterator: AsyncIterator<unknown> | undefined;
+    try {
+      iterator = spec.impl(input as never, call)[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) {
+          iterator = undefined;
+          break;
+        }
+        if (call.isGone()) break;
+        const schema = spec.method.output;
+        const frame = envelope(0, this.serialize(call, isMessage(next.value, schema) ? next.value : create(schema, next.value as never)));
+        if (!started) {
+          started = true;
+          call.startResponse(200, this.grpcHeaders(call, null), grpc);
+        }
+        if (observers.length > 0) notifySent(observers, call);
+        if (!call.writeBody(frame)) await new Promise<void>((resolve) => call.whenDrained(resolve));
+      }
+    } catch (cause) {
+      failed = true;
+      failure = cause;
+      iterator = undefined;
+    }
+    // Stopped early (the client left): let the implementation's finally blocks run.
+    if (iterator?.return) await Promise.resolve(iterator.return()).catch(() => undefined);
+    call.finish();
+    const gone = call.isGone();
+    const error = failed ? asCallError(failure) : gone ? asCallError(signal.reason ?? new ConnectError("the client went away", Code.Canceled)) : undefined;
+    if (observers.length > 0) notifyEnded(observers, call, error);
+    if (gone) return;
+    if (!started) {
+      this.deliver(call, this.reply(call, undefined, error));
+      return;
+    }
+    const responseTrailer = call.peekResponseTrailer();
+    const plainTrailer = error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer));
+    if (grpc) {
+      if (plainTrailer) {
+        call.endResponse(OK_TRAILERS_OBJECT);
+        return;
+      }
+      const trailers = copyInto({}, withStatus(call.responseTrailer, error));
+      fixGrpcMessageTrailer(trailers);
+      call.endResponse(trailers);
+      return;
+    }
+    call.writeBody(plainTrailer ? OK_GRPC_WEB_TRAILER_FRAME : envelope(GRPC_WEB_TRAILER_FLAG, trailerSerialize(withStatus(call.responseTrailer, error))));
+    call.endResponse(undefined);
+  }
+
   /** The general case: an interceptor chain that does more than observe. */
-  private async runChain(call: UnaryCall, message: MessageShape<DescMessage>): Promise<void> {
+  private async runChain(call: FastCall, message: MessageShape<DescMessage>): Promise<void> {
     let output: Uint8Array | undefined;
     let error: ConnectError | undefined;
     try {
@@ -252,7 +345,7 @@ export class UnaryFastPath {
     this.deliver(call, this.reply(call, output, error));
   }
 
-  private deliver(call: UnaryCall, reply: UnaryReply | Promise<UnaryReply>): void {
+  private deliver(call: FastCall, reply: UnaryReply | Promise<UnaryReply>): void {
     if (reply instanceof Promise) {
       reply.then(
         (ready) => call.write(ready),
@@ -267,7 +360,7 @@ export class UnaryFastPath {
     }
   }
 
-  private serialize(call: UnaryCall, message: MessageShape<DescMessage>): Uint8Array {
+  private serialize(call: FastCall, message: MessageShape<DescMessage>): Uint8Array {
     let bytes: Uint8Array;
     const binary = call.format.binary;
     try {
@@ -287,16 +380,20 @@ export class UnaryFastPath {
   }
 
   /** The answer in the client's protocol: the message, or the error. */
-  private reply(call: UnaryCall, output: Uint8Array | undefined, error: ConnectError | undefined): UnaryReply | Promise<UnaryReply> {
+  private reply(call: FastCall, output: Uint8Array | undefined, error: ConnectError | undefined): UnaryReply | Promise<UnaryReply> {
     const compression = this.compressionFor(call);
     return call.format.protocol === "connect"
       ? this.connectReply(call, output, error, compression)
       : this.grpcReply(call, output, error, compression);
   }
 
-  /** The response compression for the client's accept header, negotiated once per distinct header value. */
-  private compressionFor(call: UnaryCall): Compression | null {
-    const accept = call.format.protocol === "connect" ? call.headers["accept-encoding"] : call.headers["grpc-accept-encoding"];
+  /** The response compression for the client's accept header. */
+  private compressionFor(call: FastCall): Compression | null {
+    return this.negotiate(call.format.protocol === "connect" ? call.headers["accept-encoding"] : call.headers["grpc-accept-encoding"]);
+  }
+
+  /** The response compression for an accept header value, negotiated once per distinct value. */
+  private negotiate(accept: string | string[] | undefined): Compression | null {
     if (accept === undefined) return null;
     const key = String(accept);
     let compression = this.negotiated.get(key);
@@ -309,7 +406,7 @@ export class UnaryFastPath {
   }
 
   private grpcReply(
-    call: UnaryCall,
+    call: FastCall,
     output: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
@@ -331,7 +428,7 @@ export class UnaryFastPath {
 
   /** gRPC and gRPC-web answers that carry trailers of their own, or need compression. */
   private async grpcReplyAsync(
-    call: UnaryCall,
+    call: FastCall,
     frame: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
@@ -354,7 +451,7 @@ export class UnaryFastPath {
     return { status: 200, headers, body: frame ? Buffer.concat([frame, trailerFrame]) : trailerFrame, trailers: undefined };
   }
 
-  private grpcHeaders(call: UnaryCall, compression: Compression | null): Record<string, string | string[]> {
+  private grpcHeaders(call: FastCall, compression: Compression | null): Record<string, string | string[]> {
     const headers: Record<string, string | string[]> = { "content-type": call.format.responseContentType };
     if (compression) headers["grpc-encoding"] = compression.name;
     const responseHeader = call.peekResponseHeader();
@@ -364,7 +461,7 @@ export class UnaryFastPath {
   }
 
   private connectReply(
-    call: UnaryCall,
+    call: FastCall,
     output: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
@@ -381,7 +478,7 @@ export class UnaryFastPath {
   }
 
   private async connectReplyAsync(
-    call: UnaryCall,
+    call: FastCall,
     output: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
@@ -433,7 +530,7 @@ function withStatus(trailer: Headers, error: ConnectError | undefined): Headers 
 }
 
 /** Observer headers win over the implementation's, as an interceptor setting them after the call would. */
-function addObserverHeaders(target: Record<string, string | string[]>, call: UnaryCall): void {
+function addObserverHeaders(target: Record<string, string | string[]>, call: FastCall): void {
   const extra = call.observerHeaders();
   if (extra === undefined) return;
   for (let i = 0; i < extra.length; i += 2) target[extra[i]] = extra[i + 1];

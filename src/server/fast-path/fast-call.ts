@@ -6,13 +6,11 @@ import {
   type ContextKey,
   type ContextValues,
   type HandlerContext,
-  type Interceptor,
   type MethodImplSpec,
-  type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { createDeadlineSignal } from "@connectrpc/connect/protocol";
-import { create, isMessage, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ObservedCall } from "../../interceptors/call-observer.js";
 import { requestIdFrom, REQUEST_ID_HEADER } from "../../interceptors/request-id.js";
 import { NodeHeadersView } from "./node-headers-view.js";
@@ -20,6 +18,10 @@ import type { WireFormat } from "./wire-formats.js";
 
 /** A unary method as connect's router registered it. */
 export type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
+/** A server-streaming method as connect's router registered it. */
+export type ServerStreamingSpec = Extract<MethodImplSpec, { kind: "server_streaming" }>;
+/** The methods the fast path serves. */
+export type FastSpec = UnarySpec | ServerStreamingSpec;
 
 /** A complete unary answer, ready for either HTTP API to write. */
 export interface UnaryReply {
@@ -31,13 +33,13 @@ export interface UnaryReply {
 }
 
 /**
- * One unary call on the fast path. It is, at once, the HandlerContext the request gate and the
+ * One call on the fast path (unary or server-streaming). It is, at once, the HandlerContext the request gate and the
  * implementation see, the ObservedCall the observers see, and the holder of the request body
  * while it arrives: a single object per call. What is expensive (the URL, the abort signal and
  * its deadline timer, request and response Headers, context values) is built only on first use.
  * Subclasses connect it to the HTTP API that carried the call.
  */
-export abstract class UnaryCall implements HandlerContext, ObservedCall {
+export abstract class FastCall implements HandlerContext, ObservedCall {
   readonly startedAt = performance.now();
   readonly service: DescService;
   readonly method: DescMethod;
@@ -61,7 +63,7 @@ export abstract class UnaryCall implements HandlerContext, ObservedCall {
   private cleanup: (() => void) | undefined;
 
   constructor(
-    readonly spec: UnarySpec,
+    readonly spec: FastSpec,
     readonly format: WireFormat,
     /** Node's parsed request headers. */
     readonly headers: IncomingHttpHeaders,
@@ -73,8 +75,18 @@ export abstract class UnaryCall implements HandlerContext, ObservedCall {
     this.protocol = format.protocol;
   }
 
-  /** Send the finished answer. */
+  /** Send the finished answer in one go. */
   abstract write(reply: UnaryReply): void;
+  /** Start a streamed answer: status and headers (gRPC over HTTP/2: trailers will follow). */
+  abstract startResponse(status: number, headers: Record<string, string | string[]>, withTrailers: boolean): void;
+  /** Write part of a streamed answer; false when the client is not keeping up (wait for drain). */
+  abstract writeBody(chunk: Uint8Array): boolean;
+  /** Calls back once the client has caught up, or the call is gone. */
+  abstract whenDrained(listener: () => void): void;
+  /** Finish a streamed answer, with HTTP trailers when it was started with them. */
+  abstract endResponse(trailers: Readonly<Record<string, string | string[]>> | undefined): void;
+  /** True once the client went away or the answer was cut. */
+  abstract isGone(): boolean;
   /** Hand the request over to connect-node, with the bytes read so far. */
   abstract replay(requestEnded: boolean): void;
   /** Something unexpected broke: log it and cut the call. */
@@ -82,7 +94,7 @@ export abstract class UnaryCall implements HandlerContext, ObservedCall {
   /** The absolute request URL. */
   protected abstract buildUrl(): string;
   /** Calls back when the client goes away before the call ended. */
-  protected abstract onClientGone(listener: () => void): void;
+  abstract onClientGone(listener: () => void): void;
 
   get protocolName(): string {
     return this.format.protocol;
@@ -116,9 +128,12 @@ export abstract class UnaryCall implements HandlerContext, ObservedCall {
   get signal(): AbortSignal {
     if (this.signalValue) return this.signalValue;
     const client = new AbortController();
-    this.onClientGone(() => {
+    const abort = () => {
       if (!this.finished) client.abort(new ConnectError("the client went away", Code.Canceled));
-    });
+    };
+    // A client already gone will not close again: no event would ever tell us.
+    if (this.isGone()) abort();
+    else this.onClientGone(abort);
     const signals = [client.signal, this.shutdownSignal];
     const remaining = this.timeoutMs();
     if (remaining !== undefined) {
@@ -194,92 +209,3 @@ export abstract class UnaryCall implements HandlerContext, ObservedCall {
   }
 }
 
-/** The output message of a call, and its wire bytes when they were produced inside the chain. */
-export interface UnaryCallResult {
-  message: MessageShape<DescMessage>;
-  bytes: Uint8Array | undefined;
-}
-
-/**
- * Run one unary call through an interceptor chain into the implementation, the way connect's
- * own handlers do. The output is serialized inside the chain, so that a message too large to
- * send is an error the interceptors see.
- */
-export async function invokeUnary(
-  call: UnaryCall,
-  interceptors: readonly Interceptor[],
-  message: MessageShape<DescMessage>,
-  serialize: (output: MessageShape<DescMessage>) => Uint8Array,
-): Promise<UnaryCallResult> {
-  const spec = call.spec;
-  const method = spec.method as DescMethodUnary;
-  const service = method.parent;
-
-  const request: UnaryRequest = {
-    stream: false,
-    message,
-    method,
-    service,
-    requestMethod: "POST",
-    get url() {
-      return call.url;
-    },
-    get signal() {
-      return call.signal;
-    },
-    get header() {
-      return call.requestHeader;
-    },
-    get contextValues() {
-      return call.values;
-    },
-  };
-
-  let ownResponse: UnaryResponse | undefined;
-  let serialized: Uint8Array | undefined;
-  let serializedMessage: MessageShape<DescMessage> | undefined;
-  const implementation = async (req: UnaryRequest): Promise<UnaryResponse> => {
-    // An interceptor may have replaced the request's header, signal or values: honour them.
-    const output = await spec.impl(req.message, req === request ? call : contextFor(req, call));
-    serializedMessage = isMessage(output, method.output) ? output : create(method.output, output);
-    serialized = serialize(serializedMessage);
-    return (ownResponse = {
-      stream: false,
-      service,
-      method,
-      message: serializedMessage,
-      get header() {
-        return call.responseHeader;
-      },
-      get trailer() {
-        return call.responseTrailer;
-      },
-    });
-  };
-
-  let next = implementation as (req: UnaryRequest) => Promise<UnaryResponse>;
-  for (let i = interceptors.length - 1; i >= 0; i--) {
-    next = interceptors[i](next as never) as unknown as typeof next;
-  }
-  const response = await next(request);
-  if (response !== ownResponse) call.adoptMetadata(response);
-  // An interceptor that swapped the message gets it serialized again, outside the chain.
-  return { message: response.message, bytes: response.message === serializedMessage ? serialized : undefined };
-}
-
-/** The context for a request an interceptor replaced: its header, signal and values win. */
-function contextFor(req: UnaryRequest, context: HandlerContext): HandlerContext {
-  return {
-    method: context.method,
-    service: req.service,
-    requestMethod: req.requestMethod,
-    protocolName: context.protocolName,
-    url: req.url,
-    signal: req.signal,
-    timeoutMs: () => context.timeoutMs(),
-    requestHeader: req.header,
-    responseHeader: context.responseHeader,
-    responseTrailer: context.responseTrailer,
-    values: req.contextValues,
-  };
-}
