@@ -1,6 +1,6 @@
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { compressionNegotiate, mergeNonProtocolHeaders, type Compression } from "@connectrpc/connect/protocol";
-import { codeToHttpStatus, errorToJsonBytes, trailerMux } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, endStreamFlag, endStreamToJson, errorToJsonBytes, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
@@ -19,7 +19,7 @@ import { envelope, ENVELOPE_HEADER_BYTES } from "../envelope.js";
 import { fixGrpcMessageTrailer } from "../grpc-message.js";
 import type { FastCall, FastSpec, ServerStreamingSpec, UnaryReply } from "./fast-call.js";
 import { invokeUnary } from "./unary-chain.js";
-import { wireFormats, type WireFormat } from "./wire-formats.js";
+import { connectStreamFormats, wireFormats, type WireFormat } from "./wire-formats.js";
 
 const GRPC_WEB_TRAILER_FLAG = 0x80;
 const COMPRESSED_FLAG = 0x01;
@@ -120,18 +120,26 @@ export class RpcFastPath {
   }
 
   /**
-   * Server streams are served here only in their plainest form: gRPC or gRPC-web, no deadline
-   * (what a stream does when it runs out of time is connect-node's to say) and no response
-   * compression. Connect's streaming protocol and everything else go to connect-node.
+   * Server streams are served here only in their plainest form: no deadline (what a stream does
+   * when it runs out of time is connect-node's to say), no compression either way, and an
+   * interceptor chain that only observes. Everything else goes to connect-node.
    */
   private acceptsServerStream(headers: IncomingHttpHeaders, httpVersionMajor: number): AcceptedRequest | undefined {
     // Interceptors that do more than observe may wrap the stream itself: connect-node runs those.
     if (this.observers === undefined) return undefined;
-    const format = wireFormats.get(headers["content-type"] ?? "");
-    if (format === undefined || format.protocol === "connect") return undefined;
-    if (format.protocol === "grpc" && httpVersionMajor !== 2) return undefined;
-    if (!isIdentity(headers["grpc-encoding"]) || headers["grpc-timeout"] !== undefined) return undefined;
-    if (this.negotiate(headers["grpc-accept-encoding"]) !== null) return undefined;
+    const contentType = headers["content-type"] ?? "";
+    const format = wireFormats.get(contentType) ?? connectStreamFormats.get(contentType);
+    if (format === undefined || !format.enveloped) return undefined;
+    if (format.protocol === "connect") {
+      if (!isIdentity(headers["connect-content-encoding"]) || headers["connect-timeout-ms"] !== undefined) return undefined;
+      const version = headers["connect-protocol-version"];
+      if (version !== undefined && version !== "1") return undefined;
+      if (this.negotiate(headers["connect-accept-encoding"]) !== null) return undefined;
+    } else {
+      if (format.protocol === "grpc" && httpVersionMajor !== 2) return undefined;
+      if (!isIdentity(headers["grpc-encoding"]) || headers["grpc-timeout"] !== undefined) return undefined;
+      if (this.negotiate(headers["grpc-accept-encoding"]) !== null) return undefined;
+    }
     const declaredLength = Number(headers["content-length"] ?? 0);
     if (declaredLength > this.options.readMaxBytes + ENVELOPE_HEADER_BYTES) return undefined;
     return { format, timeoutMs: undefined };
@@ -219,16 +227,17 @@ export class RpcFastPath {
     const schema = call.spec.method.input;
     const body = call.body();
     try {
-      if (call.format.protocol === "connect") {
-        if (body.length > this.options.readMaxBytes) return undefined;
-        return call.format.binary
-          ? fromBinary(schema, body)
-          : fromJsonString(schema, body.toString("utf8"), { ignoreUnknownFields: true });
+      let payload = body;
+      if (call.format.enveloped) {
+        if (body.length < ENVELOPE_HEADER_BYTES || body[0] !== 0) return undefined;
+        const length = body.readUInt32BE(1);
+        if (length !== body.length - ENVELOPE_HEADER_BYTES) return undefined;
+        payload = body.subarray(ENVELOPE_HEADER_BYTES);
       }
-      if (body.length < ENVELOPE_HEADER_BYTES || body[0] !== 0) return undefined;
-      const length = body.readUInt32BE(1);
-      if (length !== body.length - ENVELOPE_HEADER_BYTES || length > this.options.readMaxBytes) return undefined;
-      return fromBinary(schema, body.subarray(ENVELOPE_HEADER_BYTES));
+      if (payload.length > this.options.readMaxBytes) return undefined;
+      return call.format.binary
+        ? fromBinary(schema, payload)
+        : fromJsonString(schema, payload.toString("utf8"), { ignoreUnknownFields: true });
     } catch {
       return undefined;
     }
@@ -292,7 +301,7 @@ export class RpcFastPath {
         const frame = envelope(0, this.serialize(call, isMessage(next.value, schema) ? next.value : create(schema, next.value as never)));
         if (!started) {
           started = true;
-          call.startResponse(200, this.grpcHeaders(call, null), grpc);
+          call.startResponse(200, this.responseHeaders(call, null), grpc);
         }
         if (observers.length > 0) notifySent(observers, call);
         if (!call.writeBody(frame)) await new Promise<void>((resolve) => call.whenDrained(resolve));
@@ -309,6 +318,14 @@ export class RpcFastPath {
     const error = failed ? asCallError(failure) : gone ? asCallError(signal.reason ?? new ConnectError("the client went away", Code.Canceled)) : undefined;
     if (observers.length > 0) notifyEnded(observers, call, error);
     if (gone) return;
+    if (call.format.protocol === "connect") {
+      // Connect answers a stream with 200 and puts any error in the end-of-stream message.
+      if (!started) call.startResponse(200, this.responseHeaders(call, null), false);
+      const end = JSON.stringify(endStreamToJson(call.responseTrailer, error, undefined));
+      call.writeBody(envelope(endStreamFlag, Buffer.from(end)));
+      call.endResponse(undefined);
+      return;
+    }
     if (!started) {
       this.deliver(call, this.reply(call, undefined, error));
       return;
@@ -415,7 +432,7 @@ export class RpcFastPath {
       return compression.compress(output).then((compressed) => this.grpcReplyAsync(call, envelope(COMPRESSED_FLAG, compressed), error, compression));
     }
     const frame = output === undefined ? undefined : envelope(0, output);
-    const headers = this.grpcHeaders(call, compression);
+    const headers = this.responseHeaders(call, compression);
     const responseTrailer = call.peekResponseTrailer();
     if (error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer))) {
       if (call.format.protocol === "grpc") return { status: 200, headers, body: frame, trailers: OK_TRAILERS_OBJECT };
@@ -432,7 +449,7 @@ export class RpcFastPath {
     frame: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
-    headers = this.grpcHeaders(call, compression),
+    headers = this.responseHeaders(call, compression),
   ): Promise<UnaryReply> {
     const responseTrailer = call.peekResponseTrailer();
     const plainTrailer = error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer));
@@ -451,7 +468,7 @@ export class RpcFastPath {
     return { status: 200, headers, body: frame ? Buffer.concat([frame, trailerFrame]) : trailerFrame, trailers: undefined };
   }
 
-  private grpcHeaders(call: FastCall, compression: Compression | null): Record<string, string | string[]> {
+  private responseHeaders(call: FastCall, compression: Compression | null): Record<string, string | string[]> {
     const headers: Record<string, string | string[]> = { "content-type": call.format.responseContentType };
     if (compression) headers["grpc-encoding"] = compression.name;
     const responseHeader = call.peekResponseHeader();

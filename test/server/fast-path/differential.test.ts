@@ -345,11 +345,17 @@ describe("the default observers (request id, access log, metrics) act alike on b
     const body = Buffer.from(exchange.body, "hex").toString("latin1").replace(ANY_UUID, "<generated>");
     return { ...exchange, headers: mask(exchange.headers), trailers: mask(exchange.trailers), body };
   };
-  // Where the client finds the request id: a header, an HTTP trailer, or gRPC-web's trailer frame.
-  const returnedIdOf = (exchange: Exchange) =>
-    exchange.headers["x-request-id"] ??
-    exchange.trailers["x-request-id"] ??
-    /x-request-id: ([^\r]+)\r\n/.exec(Buffer.from(exchange.body, "hex").toString("latin1"))?.[1];
+  // Where the client finds the request id: a header, an HTTP trailer, gRPC-web's trailer frame,
+  // or the metadata of Connect's end-of-stream message.
+  const returnedIdOf = (exchange: Exchange) => {
+    const body = Buffer.from(exchange.body, "hex").toString("latin1");
+    return (
+      exchange.headers["x-request-id"] ??
+      exchange.trailers["x-request-id"] ??
+      /x-request-id: ([^\r]+)\r\n/.exec(body)?.[1] ??
+      /"x-request-id":\["([^"]+)"\]/.exec(body)?.[1]
+    );
+  };
   const logLine = (line: Record<string, unknown>) => {
     const { time, durationMs, requestId, ...rest } = line;
     expect(typeof time).toBe("string");
@@ -358,7 +364,8 @@ describe("the default observers (request id, access log, metrics) act alike on b
   };
   const GREET_STREAM = "/demo.v1.GreeterService/GreetStream";
   const streamCases: Case[] = [];
-  for (const [label, headers] of [["grpc", grpc], ["grpc-web", grpcWeb]] as const) {
+  const connectStreamProto = { "content-type": "application/connect+proto" };
+  for (const [label, headers] of [["grpc", grpc], ["grpc-web", grpcWeb], ["connect-stream-proto", connectStreamProto]] as const) {
     streamCases.push(
       { name: `${label} stream: three messages`, path: GREET_STREAM, headers, body: envelope(greetStream("Ada", 3)) },
       { name: `${label} stream: refused before the first message`, path: GREET_STREAM, headers, body: envelope(greetStream("Ada", 0)) },
@@ -366,16 +373,28 @@ describe("the default observers (request id, access log, metrics) act alike on b
       { name: `${label} stream: a crash after a message`, path: GREET_STREAM, headers, body: envelope(greetStream("midway-crash", 1)) },
       { name: `${label} stream: garbage request`, path: GREET_STREAM, headers, body: envelope(Uint8Array.from([0xff, 0xff])) },
       { name: `${label} stream: a deadline`, path: GREET_STREAM, headers: { ...headers, "grpc-timeout": "5S" }, body: envelope(greetStream("Ada", 2)) },
-      { name: `${label} stream: client accepts gzip`, path: GREET_STREAM, headers: { ...headers, "grpc-accept-encoding": "gzip" }, body: envelope(greetStream("Ada", 2)) },
+      { name: `${label} stream: client accepts gzip`, path: GREET_STREAM, headers: { ...headers, "grpc-accept-encoding": "gzip", "connect-accept-encoding": "gzip" }, body: envelope(greetStream("Ada", 2)) },
     );
   }
+  const connectStreamJson = { "content-type": "application/connect+json" };
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+  streamCases.push(
+    { name: "connect-stream-json stream: three messages", path: GREET_STREAM, headers: connectStreamJson, body: envelope(json({ name: "Ada", count: 3 })) },
+    { name: "connect-stream-json stream: refused before the first message", path: GREET_STREAM, headers: connectStreamJson, body: envelope(json({ name: "Ada" })) },
+    { name: "connect-stream-json stream: metadata, then an error after a message", path: GREET_STREAM, headers: connectStreamJson, body: envelope(json({ name: "midway", count: 1 })) },
+    { name: "connect-stream-json stream: a crash after a message", path: GREET_STREAM, headers: connectStreamJson, body: envelope(json({ name: "midway-crash", count: 1 })) },
+    { name: "connect-stream-json stream: malformed JSON", path: GREET_STREAM, headers: connectStreamJson, body: envelope(Buffer.from('{"name":')) },
+    { name: "connect-stream-json stream: a deadline", path: GREET_STREAM, headers: { ...connectStreamJson, "connect-timeout-ms": "5000" }, body: envelope(json({ name: "Ada", count: 2 })) },
+    { name: "connect-stream-json stream: protocol version 1", path: GREET_STREAM, headers: { ...connectStreamJson, "connect-protocol-version": "1" }, body: envelope(json({ name: "Ada", count: 1 })) },
+    { name: "connect-stream-json stream: unary content-type", path: GREET_STREAM, headers: { "content-type": "application/json" }, body: json({ name: "Ada", count: 1 }) },
+  );
   const observed = [
     ...cases.filter((c) => /valid call|implementation error|crash|size limit|garbage protobuf|a deadline$/.test(c.name)),
     ...streamCases,
   ];
-  // connect-node refuses these unary requests before any interceptor runs: no request id, no log
+  // connect-node refuses these requests before any interceptor runs: no request id, no log
   // line, on both paths. (A stream's request is read inside the chain: its garbage is observed.)
-  const refusedBeforeTheChain = /size limit|garbage protobuf/;
+  const refusedBeforeTheChain = /size limit|garbage protobuf|unary content-type/;
 
   for (const testCase of observed) {
     for (const version of ["HTTP/2", "HTTP/1.1"] as const) {
@@ -416,12 +435,14 @@ describe("the default observers (request id, access log, metrics) act alike on b
     };
     expect(await kindsFor(sendHttp2, fast.port, grpc)).toEqual(["lazy view"]);
     expect(await kindsFor(sendHttp1, fast.port, grpcWeb)).toEqual(["lazy view"]);
+    expect(await kindsFor(sendHttp1, fast.port, { "content-type": "application/connect+proto" })).toEqual(["lazy view"]);
     // A deadline or a compressing client leaves the stream to connect-node.
     expect(await kindsFor(sendHttp2, fast.port, { ...grpc, "grpc-timeout": "5S" })).toEqual(["Headers"]);
     expect(await kindsFor(sendHttp2, fast.port, { ...grpc, "grpc-accept-encoding": "gzip" })).toEqual(["Headers"]);
     // The same calls to the reference, which has no fast path (and so the metrics stay comparable).
     expect(await kindsFor(sendHttp2, reference.port, grpc)).toEqual(["Headers"]);
     expect(await kindsFor(sendHttp1, reference.port, grpcWeb)).toEqual(["Headers"]);
+    expect(await kindsFor(sendHttp1, reference.port, { "content-type": "application/connect+proto" })).toEqual(["Headers"]);
     expect(await kindsFor(sendHttp2, reference.port, { ...grpc, "grpc-timeout": "5S" })).toEqual(["Headers"]);
     expect(await kindsFor(sendHttp2, reference.port, { ...grpc, "grpc-accept-encoding": "gzip" })).toEqual(["Headers"]);
   });
