@@ -102,7 +102,6 @@ export class SinglePortServer {
     this.http2Server.removeAllListeners("stream");
     // Listeners shared by every stream: one closure per stream would be garbage on the hottest path.
     const onStreamError = (err: unknown) => options.logger.debug({ err }, "http/2 stream error");
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const server = this;
     const onStreamClose = function (this: StreamWithSession) {
       // The stream no longer knows its session once closed, hence the copy taken when it opened.

@@ -1,7 +1,8 @@
 import * as http2 from "node:http2";
 import type { HttpRequest, HttpResponse } from "../http-types.js";
 import { FastCall, type FastSpec, type UnaryReply } from "./fast-call.js";
-import { OK_TRAILERS_OBJECT, type AcceptedRequest } from "./rpc-fast-path.js";
+import { OK_TRAILERS_OBJECT } from "./replies.js";
+import type { AcceptedRequest } from "./rpc-fast-path.js";
 
 /** What a fast-path call needs from its route (made once per route) when it leaves the fast path. */
 export interface FastRoute {
