@@ -51,7 +51,7 @@ export abstract class FastCall implements HandlerContext, ObservedCall {
   private readonly startedAtMs = Date.now();
   private urlValue: string | undefined;
   private signalValue: AbortSignal | undefined;
-  private requestHeaderValue_: Headers | undefined;
+  private requestHeaderView: Headers | undefined;
   private valuesValue: ContextValues | undefined;
   private responseHeaderValue: Headers | undefined;
   private responseTrailerValue: Headers | undefined;
@@ -94,7 +94,7 @@ export abstract class FastCall implements HandlerContext, ObservedCall {
   /** The absolute request URL. */
   protected abstract buildUrl(): string;
   /** Calls back when the client goes away before the call ended. */
-  abstract onClientGone(listener: () => void): void;
+  protected abstract onClientGone(listener: () => void): void;
 
   get protocolName(): string {
     return this.format.protocol;
@@ -105,7 +105,7 @@ export abstract class FastCall implements HandlerContext, ObservedCall {
   }
 
   get requestHeader(): Headers {
-    return (this.requestHeaderValue_ ??= NodeHeadersView.of(this.headers));
+    return (this.requestHeaderView ??= NodeHeadersView.of(this.headers));
   }
 
   get responseHeader(): Headers {

@@ -40,8 +40,8 @@ export class Http2Call extends FastCall {
   }
 
   write(reply: UnaryReply): void {
+    if (this.isGone()) return;
     const stream = this.stream as StreamWithTrailers;
-    if (stream.destroyed || stream.closed) return;
     const headers = reply.headers as http2.OutgoingHttpHeaders;
     headers[":status"] = reply.status;
     const trailers = reply.trailers;
@@ -104,7 +104,7 @@ export class Http2Call extends FastCall {
     return `${headers[":scheme"] ?? "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`;
   }
 
-  onClientGone(listener: () => void): void {
+  protected onClientGone(listener: () => void): void {
     this.stream.once("close", listener);
   }
 }
@@ -121,8 +121,8 @@ export class HttpRequestCall extends FastCall {
   }
 
   write(reply: UnaryReply): void {
+    if (this.isGone()) return;
     const res = this.res;
-    if (res.destroyed || res.writableEnded) return;
     res.writeHead(reply.status, reply.headers);
     if (reply.trailers) (res as { addTrailers(t: Readonly<Record<string, string | string[]>>): void }).addTrailers(reply.trailers);
     if (reply.body) res.end(reply.body);
@@ -167,7 +167,7 @@ export class HttpRequestCall extends FastCall {
     return new URL(req.url ?? "/", `${encrypted ? "https" : "http"}://${authority ?? "localhost"}`).toString();
   }
 
-  onClientGone(listener: () => void): void {
+  protected onClientGone(listener: () => void): void {
     this.res.once("close", listener);
   }
 }
