@@ -4,12 +4,14 @@
  * verifies one call before and after, and measures. To add a case, add an entry here.
  */
 import { GreetRequestSchema, GreetResponseSchema, GreetStreamRequestSchema, GreetStreamResponseSchema } from "../gen/demo/v1/greeter_pb.js";
+import { EchoRequestSchema, EchoResponseSchema } from "../gen/test/upstream/v1/echo_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import type { Protocol } from "./servers/registry.js";
 import { wireRequest, type WireProtocol, type WireRequest } from "./lib/wire.js";
 
 export type Driver =
-  | { tool: "h2load"; clients: number; streams: number }
+  /** `rps`: a fixed rate per connection (h2load --rps) instead of as fast as the server answers. */
+  | { tool: "h2load"; clients: number; streams: number; rps?: number }
   | { tool: "wrk"; connections: number };
 
 export interface LoadCase {
@@ -72,6 +74,19 @@ const healthCheck = () =>
     },
   });
 
+/** Echo on the proxy cases' upstream (servers/echo-upstream-server.ts), directly or through the gateway. */
+const echo = () =>
+  wireRequest({
+    protocol: "grpc",
+    path: "/test.upstream.v1.EchoService/Echo",
+    input: EchoRequestSchema,
+    output: EchoResponseSchema,
+    request: { text: "bench" },
+    check(reply) {
+      if (reply.text !== "bench") throw new Error(`unexpected echo ${JSON.stringify(reply.text)}`);
+    },
+  });
+
 /** GreetStream whose greetings ("Hello, <name>!") are `messageBytes` long: the name carries the size. */
 const greetStream = (messageBytes: number, count: number) => () => {
   const name = "x".repeat(messageBytes - "Hello, !".length);
@@ -91,6 +106,8 @@ const greetStream = (messageBytes: number, count: number) => () => {
 
 const STREAM_SERVERS = ["gateway", "grpc-js", "connect-node"] as const;
 const MEMORY_SERVERS = ["gateway", "grpc-js", "connect-node"] as const;
+/** The upstream called directly, and through the gateway's route to that same process. */
+const PROXY_SERVERS = ["echo-upstream", "gateway-proxy"] as const;
 
 export const CASES: readonly BenchCase[] = [
   // gRPC unary, small message, at three concurrencies (connections × streams per connection).
@@ -106,8 +123,10 @@ export const CASES: readonly BenchCase[] = [
   // Server-streaming throughput: rate is messages/s, latency is per whole stream.
   { kind: "load", id: "stream-1k", group: "stream", title: "gRPC stream 1 KiB ×1000/stream, 1×4", protocol: "grpc", servers: STREAM_SERVERS, unit: "msg", driver: { tool: "h2load", clients: 1, streams: 4 }, request: greetStream(1024, 1000), quick: true },
   { kind: "load", id: "stream-64k", group: "stream", title: "gRPC stream 64 KiB ×100/stream, 1×2", protocol: "grpc", servers: STREAM_SERVERS, unit: "msg", driver: { tool: "h2load", clients: 1, streams: 2 }, request: greetStream(64 * 1024, 100), quick: true },
-  // (Add here: the proxy path client → gateway → grpc-js upstream, once it exists, as a server
-  // spec in servers/registry.ts whose start() also starts the upstream.)
+  // The proxy path: client → gateway → @grpc/grpc-js upstream, next to the direct call to the
+  // same upstream process; at full speed (throughput) and at a moderate fixed rate (latency added).
+  { kind: "load", id: "proxy-unary-1x100", group: "proxy", title: "gRPC unary Echo via proxy 1×100", protocol: "grpc", servers: PROXY_SERVERS, unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: echo, quick: true },
+  { kind: "load", id: "proxy-unary-1x10-2k", group: "proxy", title: "gRPC unary Echo via proxy 1×10 at 2,000 calls/s", protocol: "grpc", servers: PROXY_SERVERS, unit: "call", driver: { tool: "h2load", clients: 1, streams: 10, rps: 2000 }, request: echo, quick: true },
   // Memory, each server freshly started.
   { kind: "memory", id: "mem-idle-conns", group: "memory", title: "idle HTTP/2 connections", protocol: "grpc", servers: MEMORY_SERVERS, mode: "idle", quick: true },
   { kind: "memory", id: "mem-open-streams", group: "memory", title: "open server streams (GreetStream)", protocol: "grpc", servers: MEMORY_SERVERS, mode: "streams", quick: true },
@@ -119,11 +138,16 @@ export interface Target {
   case: string;
   server: string;
   peer: string;
-  atLeast: number;
+  /** Met when the server's rate ÷ the peer's rate is at least this. */
+  atLeast?: number;
+  /** Met when the server's p99 − the peer's p99 is at most this many ms. */
+  p99AddedMsAtMost?: number;
 }
 
 export const TARGETS: readonly Target[] = [
   { description: "gRPC unary 1×100 (Greet): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-unary-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
   { description: "gRPC unary 1×100 (Health/Check): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-health-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
   { description: "Connect JSON unary HTTP/1.1: connect-gateway ≥ 5× bare connect-node req/s", case: "connect-json-h1", server: "gateway", peer: "connect-node", atLeast: 5 },
+  { description: "gRPC unary 1×100 via proxy: gateway → grpc-js upstream ≥ 0.6× the direct call's req/s", case: "proxy-unary-1x100", server: "gateway-proxy", peer: "echo-upstream", atLeast: 0.6 },
+  { description: "gRPC unary 1×10 at 2,000 calls/s via proxy: ≤ 2 ms p99 added to the direct call's", case: "proxy-unary-1x10-2k", server: "gateway-proxy", peer: "echo-upstream", p99AddedMsAtMost: 2 },
 ];

@@ -21,7 +21,7 @@ import { LoadSubject, failedRow, prepareCase, type LoadRow } from "./lib/measure
 import { emptyMemoryRow, measureMemory, requestedItems, type MemoryRow } from "./lib/measure-memory.js";
 import { buildDistRuntime } from "./lib/build.js";
 import { OtherCpu, PROJECT_ROOT, installExitHandlers, killAllChildren, toolVersion, tsxRuntime, useRuntime } from "./lib/proc.js";
-import { addRatios, evaluateTargets, interceptorCost, loadTable, memoryTable } from "./lib/report.js";
+import { addRatios, evaluateTargets, formatTarget, interceptorCost, loadTable, memoryTable } from "./lib/report.js";
 import { fmt } from "./lib/table.js";
 import { summarizeProfile, type ProfileSummary } from "./profile-summary.js";
 import { DEFAULT_SERVERS, SERVERS, type RunningServer, type ServerSpec } from "./servers/registry.js";
@@ -362,12 +362,7 @@ async function main(): Promise<number> {
   }
   if (targets.length > 0) {
     out.push("", "targets (reported, never asserted):");
-    for (const t of targets) {
-      out.push(
-        `  ${t.met === null ? "n/a    " : t.met ? "MET    " : "not met"}  ${t.description}: measured ${t.measured === null ? "—" : `${fmt(t.measured, 2)}×`}` +
-          ` (by CPU per call: ${t.byCpu === null ? "—" : `${fmt(t.byCpu, 2)}×`})`,
-      );
-    }
+    for (const t of targets) out.push(formatTarget(t));
   }
   const failures = [...loadRows, ...memoryRows].filter((r) => r.problems.length > 0);
   if (failures.length > 0) {

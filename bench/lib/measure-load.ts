@@ -235,6 +235,7 @@ export class LoadSubject {
       bodyFile: this.files.bodyFile,
       clients: c.driver.clients,
       streams: c.driver.streams,
+      rps: c.driver.rps,
       durationSec,
       logFile: measured ? this.files.logFile(this.server.spec.id) : undefined,
     };

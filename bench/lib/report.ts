@@ -30,7 +30,7 @@ export function addRatios(rows: LoadRow[], memory: MemoryRow[]): void {
 }
 
 export interface TargetResult extends Target {
-  /** rate ÷ the peer's rate */
+  /** rate ÷ the peer's rate, or (p99 targets) p99 − the peer's p99 in ms */
   measured: number | null;
   met: boolean | null;
   /** The peer's CPU µs per call ÷ the server's: the same comparison by cost, steadier on a busy machine. */
@@ -41,10 +41,23 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
   return TARGETS.filter((t) => rows.some((r) => r.case === t.case)).map((t) => {
     const row = rows.find((r) => r.case === t.case && r.server === t.server);
     const peer = rows.find((r) => r.case === t.case && r.server === t.peer);
-    const measured = row?.rate && peer?.rate ? row.rate / peer.rate : null;
     const byCpu = row?.cpuUsPerOp && peer?.cpuUsPerOp ? peer.cpuUsPerOp / row.cpuUsPerOp : null;
-    return { ...t, measured, met: measured === null ? null : measured >= t.atLeast, byCpu };
+    if (t.p99AddedMsAtMost !== undefined) {
+      const measured = row?.p99Ms != null && peer?.p99Ms != null ? row.p99Ms - peer.p99Ms : null;
+      return { ...t, measured, met: measured === null ? null : measured <= t.p99AddedMsAtMost, byCpu };
+    }
+    const measured = row?.rate && peer?.rate ? row.rate / peer.rate : null;
+    return { ...t, measured, met: measured === null ? null : measured >= (t.atLeast ?? 0), byCpu };
   });
+}
+
+/** One line of the targets section. */
+export function formatTarget(t: TargetResult): string {
+  const measured = t.measured === null ? "—" : t.p99AddedMsAtMost !== undefined ? `${t.measured >= 0 ? "+" : ""}${fmt(t.measured, 2)} ms p99` : `${fmt(t.measured, 2)}×`;
+  return (
+    `  ${t.met === null ? "n/a    " : t.met ? "MET    " : "not met"}  ${t.description}: measured ${measured}` +
+    ` (by CPU per call: ${t.byCpu === null ? "—" : `${fmt(t.byCpu, 2)}×`})`
+  );
 }
 
 export interface InterceptorCost {

@@ -5,7 +5,7 @@
  * h2load prints min/max/mean/sd of request time but no percentiles, so p50/p99 come from its
  * --log-file (one line per request: start time µs, HTTP status, duration µs).
  */
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { spawnTracked } from "../lib/proc.js";
 
 export interface H2loadOptions {
@@ -19,6 +19,8 @@ export interface H2loadOptions {
   /** -m: concurrent streams per connection. */
   streams: number;
   durationSec: number;
+  /** --rps: requests per second per connection (open loop at a fixed rate); none: as fast as answers come. */
+  rps?: number;
   /** --log-file, for latency percentiles; none means no percentiles. */
   logFile?: string;
 }
@@ -43,6 +45,7 @@ export function h2loadArgs(options: H2loadOptions): string[] {
     "-d", options.bodyFile,
   ];
   for (const [name, value] of Object.entries(options.headers)) args.push("-H", `${name}: ${value}`);
+  if (options.rps !== undefined) args.push(`--rps=${options.rps}`);
   if (options.logFile) args.push(`--log-file=${options.logFile}`);
   args.push(options.url);
   return args;
@@ -50,6 +53,8 @@ export function h2loadArgs(options: H2loadOptions): string[] {
 
 export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   const args = h2loadArgs(options);
+  // h2load appends to its log file: a file left by an earlier round would count that round again.
+  if (options.logFile) await rm(options.logFile, { force: true });
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawnTracked("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";

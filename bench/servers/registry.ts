@@ -1,14 +1,20 @@
 /**
  * The servers under test, each started as its own child process so that /proc/<pid> measures
- * only it. To add a server (for example the gateway proxying to a grpc-js upstream), add a
- * ServerSpec here: the cases pick servers by the protocols they serve.
+ * only it. To add a server, add a ServerSpec here: the cases pick servers by the protocols they
+ * serve (or name them).
  */
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { create, toBinary, type DescFile } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { GreeterService } from "../../gen/demo/v1/greeter_pb.js";
+import { EchoService, file_test_upstream_v1_echo } from "../../gen/test/upstream/v1/echo_pb.js";
 import { spawnGateway, spawnNode, stopChild, tailOf } from "../lib/proc.js";
 
 /** A way to reach a server: the load tools and the probes need the HTTP version with the URL. */
@@ -72,9 +78,21 @@ function readyLine(child: ChildProcess, stderr: () => string, timeoutMs: number)
   });
 }
 
+/** A real client call that resolves when the server answered it correctly. */
+type Probe = (transport: Transport, signal: AbortSignal) => Promise<void>;
+
+const greetProbe: Probe = async (transport, signal) => {
+  const reply = await createClient(GreeterService, transport).greet({ name: "probe" }, { signal });
+  if (reply.greeting !== "Hello, probe!") throw new Error(`unexpected greeting ${JSON.stringify(reply.greeting)}`);
+};
+
+const echoProbe: Probe = async (transport, signal) => {
+  const reply = await createClient(EchoService, transport).echo({ text: "probe" }, { signal });
+  if (reply.text !== "probe") throw new Error(`unexpected echo ${JSON.stringify(reply.text)}`);
+};
+
 /** One real client call (connect-node's own gRPC or Connect client), retried until it works. */
-async function untilAnswering(transport: Transport, child: ChildProcess, stderr: () => string, timeoutMs: number): Promise<void> {
-  const client = createClient(GreeterService, transport);
+async function untilAnswering(transport: Transport, child: ChildProcess, stderr: () => string, timeoutMs: number, probe: Probe = greetProbe): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -83,8 +101,7 @@ async function untilAnswering(transport: Transport, child: ChildProcess, stderr:
     }
     try {
       // No timeoutMs: a deadline header is part of what is being probed elsewhere, not here.
-      const reply = await client.greet({ name: "probe" }, { signal: AbortSignal.timeout(2000) });
-      if (reply.greeting !== "Hello, probe!") throw new Error(`unexpected greeting ${JSON.stringify(reply.greeting)}`);
+      await probe(transport, AbortSignal.timeout(2000));
       return;
     } catch (error) {
       lastError = error;
@@ -113,23 +130,149 @@ function gatewaySpec(id: string, env: Record<string, string>, description: strin
     description,
     protocols: ["grpc", "grpc-web", "connect-h2", "connect-h1"],
     async start(options = {}) {
-      const port = await freePort();
-      const child = spawnGateway({
-        nodeFlags: options.nodeFlags,
-        env: { ...process.env, GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: String(port), ...env },
-        // stdout (the JSON log) goes to /dev/null.
-        stdio: ["ignore", "ignore", "pipe"],
-      });
+      const { child, stderr, url } = await startGateway(env, options, greetProbe);
+      const h2: Endpoint = { url, httpVersion: "2" };
+      return running(spec, child, stderr, { grpc: h2, "grpc-web": h2, "connect-h2": h2, "connect-h1": { url, httpVersion: "1.1" } });
+    },
+  };
+  return spec;
+}
+
+async function startGateway(env: Record<string, string>, options: StartOptions, probe: Probe): Promise<{ child: ChildProcess; stderr: () => string; url: string }> {
+  const port = await freePort();
+  const child = spawnGateway({
+    nodeFlags: options.nodeFlags,
+    env: { ...process.env, GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: String(port), ...env },
+    // stdout (the JSON log) goes to /dev/null.
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const stderr = tailOf(child);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, probe);
+  } catch (error) {
+    await stopChild(child, 500);
+    throw error;
+  }
+  return { child, stderr, url };
+}
+
+// ── The proxy path: client → gateway → @grpc/grpc-js upstream, next to the direct call to the
+// same upstream process. The direct and the proxied specs share ONE upstream child, started by
+// whichever starts first and stopped when the last of them stops.
+
+const ECHO_UPSTREAM_ID = "echo-upstream";
+let echoUpstream: { users: number; ready: Promise<{ child: ChildProcess; stderr: () => string; port: number }> } | undefined;
+
+/** The shared echo upstream, started on first use; `release` stops it after its last user. */
+async function acquireEchoUpstream(options: StartOptions): Promise<{ child: ChildProcess; stderr: () => string; port: number; release(graceMs: number): Promise<void> }> {
+  if (echoUpstream === undefined) {
+    // Its profile goes to its own folder whichever spec starts it, so a --cpu-prof run has one
+    // main-thread profile per folder.
+    const nodeFlags = options.nodeFlags?.map((flag) =>
+      flag.startsWith("--cpu-prof-dir=") ? `--cpu-prof-dir=${join(dirname(flag.slice("--cpu-prof-dir=".length)), ECHO_UPSTREAM_ID)}` : flag,
+    );
+    const ready = (async () => {
+      const child = spawnNode("bench/servers/echo-upstream-server.ts", ["0"], { nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
       const stderr = tailOf(child);
-      const url = `http://127.0.0.1:${port}`;
       try {
-        await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS);
+        const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+        await untilAnswering(createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }), child, stderr, START_TIMEOUT_MS, echoProbe);
+        return { child, stderr, port: Number(port) };
       } catch (error) {
         await stopChild(child, 500);
         throw error;
       }
-      const h2: Endpoint = { url, httpVersion: "2" };
-      return running(spec, child, stderr, { grpc: h2, "grpc-web": h2, "connect-h2": h2, "connect-h1": { url, httpVersion: "1.1" } });
+    })();
+    echoUpstream = { users: 0, ready };
+    ready.catch(() => (echoUpstream = undefined));
+  }
+  const shared = echoUpstream;
+  const upstream = await shared.ready;
+  shared.users++;
+  let released = false;
+  return {
+    ...upstream,
+    async release(graceMs) {
+      if (released) return;
+      released = true;
+      if (--shared.users > 0) return;
+      if (echoUpstream === shared) echoUpstream = undefined;
+      await stopChild(upstream.child, graceMs);
+    },
+  };
+}
+
+/** The echo upstream itself: the direct call the proxied rows are compared with. */
+const echoUpstreamSpec: ServerSpec = {
+  id: ECHO_UPSTREAM_ID,
+  description: "the proxy cases' upstream called directly: plain @grpc/grpc-js, test.upstream.v1.EchoService/Echo (servers/echo-upstream-server.ts)",
+  protocols: ["grpc"],
+  async start(options = {}) {
+    const upstream = await acquireEchoUpstream(options);
+    const url = `http://127.0.0.1:${upstream.port}`;
+    return {
+      spec: echoUpstreamSpec,
+      pid: upstream.child.pid!,
+      endpoint: (protocol) => (protocol === "grpc" ? { url, httpVersion: "2" } : undefined),
+      stderrTail: upstream.stderr,
+      stop: (graceMs = 3000) => upstream.release(graceMs),
+    };
+  },
+};
+
+let scratchDir: string | undefined;
+/** A folder for the proxy gateways' config files and descriptor image, removed at exit. */
+function scratch(): string {
+  if (scratchDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), "connect-gateway-bench-proxy-"));
+    scratchDir = dir;
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return scratchDir;
+}
+
+/** A Buf image (binary FileDescriptorSet) of echo.proto and its imports, for the route's descriptors. */
+function echoImage(): string {
+  const files: DescFile[] = [];
+  const add = (file: DescFile) => {
+    if (files.includes(file)) return;
+    for (const dependency of file.dependencies) add(dependency);
+    files.push(file);
+  };
+  add(file_test_upstream_v1_echo);
+  const path = join(scratch(), "echo.binpb");
+  writeFileSync(path, toBinary(FileDescriptorSetSchema, create(FileDescriptorSetSchema, { file: files.map((f) => f.proto) })));
+  return path;
+}
+
+/** The gateway with one route, test.upstream.v1.EchoService → the shared echo upstream; its pid is the gateway's alone. */
+function gatewayProxySpec(id: string, passthrough: boolean, description: string): ServerSpec {
+  const spec: ServerSpec = {
+    id,
+    description,
+    protocols: ["grpc"],
+    async start(options = {}) {
+      const upstream = await acquireEchoUpstream(options);
+      try {
+        const configFile = join(scratch(), `${id}.json`);
+        const route = { match: EchoService.typeName, target: `127.0.0.1:${upstream.port}`, passthrough };
+        writeFileSync(configFile, JSON.stringify({ upstreams: { images: [echoImage()], routes: [route] } }));
+        const { child, stderr, url } = await startGateway({ GATEWAY_LOG_LEVEL: "silent", GATEWAY_CONFIG_FILE: configFile }, options, echoProbe);
+        return {
+          spec,
+          pid: child.pid!,
+          endpoint: (protocol) => (protocol === "grpc" ? { url, httpVersion: "2" } : undefined),
+          stderrTail: stderr,
+          async stop(graceMs = 3000) {
+            await stopChild(child, graceMs);
+            await upstream.release(graceMs);
+          },
+        };
+      } catch (error) {
+        await upstream.release(500);
+        throw error;
+      }
     },
   };
   return spec;
@@ -183,6 +326,11 @@ export const SERVERS: readonly ServerSpec[] = [
   connectNodeSpec,
   // Opt-in (--servers=...): the gateway with its unary fast path switched off.
   gatewaySpec("gateway-nofast", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_FAST_PATH: "false" }, "connect-gateway, GATEWAY_FAST_PATH=false, log silent (every call through connect-node)"),
+  // The proxy cases (cases.ts names them): the upstream directly, and through the gateway.
+  echoUpstreamSpec,
+  gatewayProxySpec("gateway-proxy", true, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten), log silent"),
+  // Opt-in (--servers=...): the same route with pass-through off, so gRPC is decoded and re-encoded.
+  gatewayProxySpec("gateway-proxy-transcoded", false, "connect-gateway → echo-upstream, pass-through off (decoded and re-encoded), log silent"),
 ];
 
 /** Servers a case uses unless --servers names others. */

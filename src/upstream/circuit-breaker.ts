@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { CancelSignal } from "./cluster.js";
 
 /** Gives a slot back; idempotent. */
 export type ReleaseSlot = () => void;
@@ -29,7 +30,7 @@ export class CircuitBreaker {
   }
 
   /** A slot right away (no promise on the common path), a promise for one, or a ConnectError thrown. */
-  acquire(signal: AbortSignal | undefined): ReleaseSlot | Promise<ReleaseSlot> {
+  acquire(signal: CancelSignal | undefined): ReleaseSlot | Promise<ReleaseSlot> {
     if (this.active < this.maxConcurrent) {
       this.active++;
       return this.releaser();

@@ -3,7 +3,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../ops/logger.js";
-import type { Cluster, Leased } from "./cluster.js";
+import type { CancelSignal, Cluster, Leased, UpstreamCallOptions } from "./cluster.js";
+import type { Endpoint } from "./endpoint.js";
 import type { EndpointSessions } from "./endpoint-sessions.js";
 import { formatGrpcTimeout, parseGrpcTimeout, upstreamTimeoutMs } from "./deadline.js";
 import { relayNodeResponseMetadata, type HeaderPolicy } from "./header-policy.js";
@@ -12,6 +13,15 @@ import { injectTraceHeaders, runInRequestContext } from "../ops/tracing.js";
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 const ENVELOPE_HEADER_BYTES = 5;
+/** Request headers the pass-through copies upstream as they are (the allow-list does not decide these). */
+const PROTOCOL_REQUEST_HEADERS: readonly string[] = ["grpc-encoding", "grpc-accept-encoding", "user-agent"];
+const RESPONSE_HEAD_HEADERS = ["content-type", "grpc-encoding", "grpc-accept-encoding"] as const;
+const STATUS_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin"] as const;
+// Shared, never mutated by Node (it copies options): saves an object per call.
+const NO_REQUEST_OPTIONS: Omit<http2.ClientSessionRequestOptions, "signal"> = Object.freeze({});
+const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true });
+const noop = () => undefined;
 
 /** Where the pass-through sends one RPC path, and how. */
 export interface PassthroughTarget {
@@ -38,6 +48,14 @@ interface UpstreamAnswer {
   trailersOnly: boolean;
 }
 
+/** A routed path, resolved once: its target and what every call to it shares. */
+interface PathRoute {
+  target: PassthroughTarget;
+  /** `pkg.Service/Method`, for the cluster's errors and the access log. */
+  procedure: string;
+  replayable: boolean;
+}
+
 /** The header block of a trailers-only upstream status that was not retried, to relay as it is. */
 const trailersOnlyHeaders = new WeakMap<ConnectError, http2.IncomingHttpHeaders>();
 
@@ -45,18 +63,26 @@ const trailersOnlyHeaders = new WeakMap<ConnectError, http2.IncomingHttpHeaders>
  * gRPC → gRPC without decoding: a gRPC call arriving on HTTP/2 for a route whose upstream speaks
  * gRPC is relayed frame by frame to an upstream HTTP/2 stream. Only headers are rewritten (the
  * allow-list, a recomputed grpc-timeout); messages, compression and trailers cross untouched.
- * The streams are piped, so HTTP/2 flow control reaches from the client to the upstream and
- * back: a slow side slows the other instead of filling the gateway's memory.
+ * The response is relayed chunk by chunk with backpressure (and streaming requests are piped),
+ * so HTTP/2 flow control reaches from the client to the upstream and back: a slow side slows
+ * the other instead of filling the gateway's memory.
  *
  * What it skips, knowingly: the connect interceptor chain (it writes its own access-log line), and
  * message-size checks on streams (the upstream applies its own). Unary and server-streaming
  * requests are read whole first (bounded by limits.maxMessageBytes), so they can be retried.
  */
 export class GrpcPassthrough {
+  private readonly routes = new Map<string, PathRoute>();
+
   constructor(
-    private readonly targets: ReadonlyMap<string, PassthroughTarget>,
+    targets: ReadonlyMap<string, PassthroughTarget>,
     private readonly options: PassthroughOptions,
-  ) {}
+  ) {
+    for (const [path, target] of targets) {
+      const kind = target.method.methodKind;
+      this.routes.set(path, { target, procedure: path.slice(1), replayable: kind === "unary" || kind === "server_streaming" });
+    }
+  }
 
   /** Take the stream when it is a gRPC call to a routed method; false leaves it alone. */
   handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
@@ -64,20 +90,59 @@ export class GrpcPassthrough {
     const contentType = headers["content-type"];
     if (contentType === undefined || !contentType.startsWith("application/grpc") || contentType.startsWith("application/grpc-web")) return false;
     const path = headers[":path"];
-    const target = path === undefined ? undefined : this.targets.get(path);
-    if (target === undefined) return false;
-    // No server span here (no interceptors): upstream attempts continue the client's own trace.
-    runInRequestContext(headers, () => new PassthroughCall(stream, headers, path!, target, this.options).run());
+    const route = path === undefined ? undefined : this.routes.get(path);
+    if (route === undefined) return false;
+    new PassthroughCall(stream, headers, path!, route, this.options).run();
     return true;
+  }
+}
+
+/**
+ * A call's cancellation, in the shape the cluster needs. An AbortController per call cost more
+ * than the rest of the gateway's own per-call work (EventTarget, AbortSignal, listener objects).
+ */
+class CallCancellation implements CancelSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  private listeners: Array<() => void> | undefined;
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    (this.listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const index = this.listeners?.indexOf(listener) ?? -1;
+    if (index !== -1) this.listeners!.splice(index, 1);
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners !== undefined) for (const listener of listeners) listener();
   }
 }
 
 class PassthroughCall {
   private readonly startedAt = performance.now();
-  private readonly abort = new AbortController();
-  private upstream: http2.ClientHttp2Stream | undefined;
-  private leased: Leased<UpstreamAnswer> | undefined;
+  private readonly signal = new CallCancellation();
+  private timeoutMs: number | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
+  /** The request message of a replayable call, once read whole. */
+  private body: Buffer | undefined;
+  private bodyChunks: Buffer[] | undefined;
+  private bodySize = 0;
+  /** The latest attempt's upstream stream. */
+  private upstream: http2.ClientHttp2Stream | undefined;
+  /** Rejects the attempt waiting for its response headers (set only while it waits). */
+  private rejectPending: ((reason: ConnectError) => void) | undefined;
+  private leased: Leased<UpstreamAnswer> | undefined;
+  /** The upstream stream whose response is being relayed to the client, and its connection. */
+  private relayed: http2.ClientHttp2Stream | undefined;
+  private relayedSessions: EndpointSessions | undefined;
+  private awaitingDrain = false;
   private responded = false;
   private finished = false;
   /** The status to end with instead of the upstream's (deadline, broken upstream). */
@@ -88,109 +153,143 @@ class PassthroughCall {
     private readonly stream: http2.ServerHttp2Stream,
     private readonly headers: http2.IncomingHttpHeaders,
     private readonly path: string,
-    private readonly target: PassthroughTarget,
+    private readonly route: PathRoute,
     private readonly options: PassthroughOptions,
   ) {}
 
   run(): void {
-    this.stream.on("error", () => undefined);
-    this.stream.once("close", () => {
-      // The client reset the stream or went away: cancel upstream at once.
-      if (!this.finished) this.cancel(new ConnectError("the client cancelled the call", Code.Canceled));
-    });
-    this.forward().catch((error: unknown) => this.fail(ConnectError.from(error)));
-  }
-
-  private async forward(): Promise<void> {
-    const clientTimeoutMs = parseGrpcTimeout(this.headers["grpc-timeout"] as string | undefined);
-    const maxClient = this.options.maxClientTimeoutMs;
-    if (clientTimeoutMs !== undefined && maxClient > 0 && clientTimeoutMs > maxClient) {
-      throw new ConnectError(`timeout ${clientTimeoutMs}ms must be <= ${maxClient}`, Code.InvalidArgument);
-    }
-    const timeoutMs = upstreamTimeoutMs(clientTimeoutMs, this.target.routeMaxTimeoutMs);
-    if (timeoutMs !== undefined) {
-      this.deadlineTimer = setTimeout(
-        () => this.cancel(new ConnectError(`the deadline of ${Math.round(timeoutMs)} ms was exceeded`, Code.DeadlineExceeded)),
-        timeoutMs,
-      );
-    }
-    const kind = this.target.method.methodKind;
-    const replayable = kind === "unary" || kind === "server_streaming";
-    const body = replayable ? await this.readRequest() : undefined;
-    if (this.abort.signal.aborted) return;
-
-    this.leased = await this.target.cluster.invoke(
-      {
-        method: this.path.slice(1),
-        signal: this.abort.signal,
-        timeoutMs,
-        idempotent: this.target.idempotent,
-        replayable,
-      },
-      (endpoint, remainingMs) => this.attempt(endpoint.sessions, remainingMs, body),
-    );
-    if (this.finished) {
-      this.leased.value.upstream.close(NGHTTP2_CANCEL);
-      this.leased.finish(new ConnectError("cancelled", Code.Canceled));
+    const stream = this.stream;
+    // `on`, not `once`, for events a stream emits once at most: no wrapper to allocate and remove.
+    stream.on("error", noop);
+    stream.on("close", this.onClientClose);
+    try {
+      const clientTimeoutMs = parseGrpcTimeout(this.headers["grpc-timeout"] as string | undefined);
+      const maxClient = this.options.maxClientTimeoutMs;
+      if (clientTimeoutMs !== undefined && maxClient > 0 && clientTimeoutMs > maxClient) {
+        throw new ConnectError(`timeout ${clientTimeoutMs}ms must be <= ${maxClient}`, Code.InvalidArgument);
+      }
+      this.timeoutMs = upstreamTimeoutMs(clientTimeoutMs, this.route.target.routeMaxTimeoutMs);
+    } catch (error) {
+      this.fail(ConnectError.from(error));
       return;
     }
-    this.relayResponse(this.leased.value, this.leased.endpoint.sessions);
+    if (this.timeoutMs !== undefined) this.deadlineTimer = setTimeout(this.onDeadline, this.timeoutMs);
+    if (this.route.replayable) {
+      stream.on("data", this.onRequestData);
+      stream.on("end", this.onRequestEnd);
+    } else {
+      this.dispatch();
+    }
   }
 
-  /** One upstream stream; resolves with its response headers, rejects when it fails before them. */
-  private async attempt(
-    sessions: EndpointSessions,
-    remainingMs: number | undefined,
-    body: Buffer | undefined,
-  ): Promise<UpstreamAnswer> {
-    const headers: http2.OutgoingHttpHeaders = {
-      "content-type": this.headers["content-type"],
-      te: "trailers",
+  private readonly onClientClose = (): void => {
+    // The client reset the stream or went away: cancel upstream at once.
+    if (!this.finished) this.cancel(new ConnectError("the client cancelled the call", Code.Canceled));
+  };
+
+  private readonly onDeadline = (): void => {
+    this.cancel(new ConnectError(`the deadline of ${Math.round(this.timeoutMs!)} ms was exceeded`, Code.DeadlineExceeded));
+  };
+
+  /** Collects a request that is one message (unary, server-streaming), within limits.maxMessageBytes. */
+  private readonly onRequestData = (chunk: Buffer): void => {
+    this.bodySize += chunk.length;
+    if (this.bodySize > this.options.maxMessageBytes + ENVELOPE_HEADER_BYTES) {
+      this.stream.off("data", this.onRequestData);
+      this.stream.off("end", this.onRequestEnd);
+      this.stream.pause();
+      this.fail(new ConnectError(`message larger than ${this.options.maxMessageBytes} bytes`, Code.ResourceExhausted));
+      return;
+    }
+    if (this.body === undefined) this.body = chunk;
+    else (this.bodyChunks ??= [this.body]).push(chunk);
+  };
+
+  private readonly onRequestEnd = (): void => {
+    if (this.bodyChunks !== undefined) this.body = Buffer.concat(this.bodyChunks, this.bodySize);
+    else this.body ??= Buffer.alloc(0);
+    this.bodyChunks = undefined;
+    this.dispatch();
+  };
+
+  private dispatch(): void {
+    if (this.signal.aborted || this.finished) return;
+    // No server span here (no interceptors): upstream attempts continue the client's own trace.
+    // Stream events do not carry the trace context, so it is entered here, where the attempts
+    // start (a plain call when tracing is off).
+    runInRequestContext(this.headers, this.invokeCluster);
+  }
+
+  private readonly invokeCluster = (): void => {
+    const target = this.route.target;
+    const call: UpstreamCallOptions = {
+      method: this.route.procedure,
+      signal: this.signal,
+      timeoutMs: this.timeoutMs,
+      idempotent: target.idempotent,
+      replayable: this.route.replayable,
     };
-    for (const name of ["grpc-encoding", "grpc-accept-encoding", "user-agent"]) {
-      const value = this.headers[name];
+    target.cluster.invoke(call, this.attempt).then(this.onLeased, this.onInvokeFailed);
+  };
+
+  private readonly onInvokeFailed = (error: unknown): void => {
+    this.fail(ConnectError.from(error));
+  };
+
+  private readonly onLeased = (leased: Leased<UpstreamAnswer>): void => {
+    this.leased = leased;
+    if (this.finished) {
+      leased.value.upstream.close(NGHTTP2_CANCEL);
+      leased.finish(new ConnectError("cancelled", Code.Canceled));
+      return;
+    }
+    this.relayResponse(leased.value, leased.endpoint.sessions);
+  };
+
+  /** One upstream stream; resolves with its response headers, rejects when it fails before them. */
+  private readonly attempt = (endpoint: Endpoint, remainingMs: number | undefined): Promise<UpstreamAnswer> => {
+    const sessions = endpoint.sessions;
+    const incoming = this.headers;
+    const headers: http2.OutgoingHttpHeaders = { "content-type": incoming["content-type"], te: "trailers" };
+    for (const name of PROTOCOL_REQUEST_HEADERS) {
+      const value = incoming[name];
       if (value !== undefined) headers[name] = value;
     }
-    this.target.headers.forwardNode(this.headers, headers);
+    this.route.target.headers.forwardNode(incoming, headers);
     injectTraceHeaders(headers);
     if (remainingMs !== undefined) headers["grpc-timeout"] = formatGrpcTimeout(remainingMs);
-    let upstream: http2.ClientHttp2Stream;
-    try {
-      upstream = await sessions.request("POST", this.path, headers, {});
-    } catch (error) {
-      // The connection failed before the request headers left: nothing reached the upstream.
-      throw markNotSent(ConnectError.from(error, Code.Unavailable));
-    }
-    this.upstream = upstream;
-    upstream.on("error", () => undefined);
-    if (this.abort.signal.aborted) {
-      upstream.close(NGHTTP2_CANCEL);
-      throw ConnectError.from(this.abort.signal.reason);
-    }
-    if (body !== undefined) upstream.end(body);
-    else this.stream.pipe(upstream);
+    return sessions.request("POST", this.path, headers, NO_REQUEST_OPTIONS).then(
+      (upstream) => this.exchange(upstream, sessions),
+      (error: unknown) => {
+        // The connection failed before the request headers left: nothing reached the upstream.
+        throw markNotSent(ConnectError.from(error, Code.Unavailable));
+      },
+    );
+  };
 
+  private exchange(upstream: http2.ClientHttp2Stream, sessions: EndpointSessions): Promise<UpstreamAnswer> {
+    this.upstream = upstream;
+    upstream.on("error", noop);
+    if (this.signal.aborted) {
+      upstream.close(NGHTTP2_CANCEL);
+      return Promise.reject(ConnectError.from(this.signal.reason));
+    }
     return new Promise<UpstreamAnswer>((resolve, reject) => {
-      const onAbort = () => {
-        upstream.close(NGHTTP2_CANCEL);
-        reject(ConnectError.from(this.abort.signal.reason));
-      };
-      this.abort.signal.addEventListener("abort", onAbort, { once: true });
-      const settle = () => {
-        this.abort.signal.removeEventListener("abort", onAbort);
-        upstream.off("close", onClose);
-      };
-      const onClose = () => {
-        settle();
+      let answered = false;
+      this.rejectPending = reject;
+      upstream.on("close", () => {
+        if (answered) {
+          this.onUpstreamClose(upstream);
+          return;
+        }
+        this.rejectPending = undefined;
         reject(streamClosedError(upstream));
-      };
-      upstream.once("close", onClose);
-      upstream.once("response", (responseHeaders, flags) => {
-        settle();
-        sessions.notifyResponseByteRead(upstream);
+      });
+      upstream.on("response", (responseHeaders: http2.IncomingHttpHeaders, flags: number) => {
+        answered = true;
+        this.rejectPending = undefined;
         const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-        const status = responseHeaders["grpc-status"];
-        if (trailersOnly && status === String(Code.Unavailable)) {
+        if (trailersOnly && responseHeaders["grpc-status"] === UNAVAILABLE) {
           // Only this status may be retried; the cluster decides, and if it does not, it is relayed as it is.
           const error = new ConnectError(decodeGrpcMessage(responseHeaders["grpc-message"]), Code.Unavailable);
           error.isWireError = true;
@@ -200,6 +299,8 @@ class PassthroughCall {
         }
         resolve({ upstream, headers: responseHeaders, trailersOnly });
       });
+      if (this.body !== undefined) upstream.end(this.body);
+      else this.stream.pipe(upstream);
     });
   }
 
@@ -212,62 +313,84 @@ class PassthroughCall {
       return;
     }
     this.responded = true;
-    this.stream.respond(out, { waitForTrailers: true });
-    upstream.once("trailers", (trailers) => (this.upstreamTrailers = trailers));
-    upstream.on("data", () => sessions.notifyResponseByteRead(upstream));
-    this.stream.once("wantTrailers", () => {
-      const trailers: http2.OutgoingHttpHeaders = {};
-      const override = this.override ?? (this.upstreamTrailers === undefined ? streamClosedError(upstream) : undefined);
-      if (override !== undefined) {
-        trailers["grpc-status"] = String(override.code);
-        trailers["grpc-message"] = encodeURIComponent(override.rawMessage);
-      } else {
-        copyStatus(this.upstreamTrailers!, trailers);
-        relayNodeResponseMetadata(this.upstreamTrailers!, trailers);
-      }
-      if (!this.stream.closed) this.stream.sendTrailers(trailers);
-      this.complete(override ?? statusOf(this.upstreamTrailers!));
-    });
-    // Without an END_STREAM from the upstream (reset, connection lost), end the response ourselves.
-    upstream.once("close", () => {
-      if (upstream.readableEnded || this.stream.writableEnded) return;
-      this.override ??= streamClosedError(upstream);
-      upstream.unpipe(this.stream);
-      if (!this.stream.closed) this.stream.end();
-    });
-    upstream.pipe(this.stream);
+    this.relayed = upstream;
+    this.relayedSessions = sessions;
+    this.stream.respond(out, WAIT_FOR_TRAILERS);
+    this.stream.on("wantTrailers", this.onWantTrailers);
+    upstream.on("trailers", this.onUpstreamTrailers);
+    upstream.on("data", this.onUpstreamData);
+    upstream.on("end", this.onUpstreamEnd);
   }
 
-  /** Read a request that is one message (unary, server-streaming), within limits.maxMessageBytes. */
-  private readRequest(): Promise<Buffer> {
-    const limit = this.options.maxMessageBytes + ENVELOPE_HEADER_BYTES;
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const onData = (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > limit) {
-          this.stream.off("data", onData);
-          this.stream.pause();
-          reject(new ConnectError(`message larger than ${this.options.maxMessageBytes} bytes`, Code.ResourceExhausted));
-          return;
-        }
-        chunks.push(chunk);
-      };
-      this.stream.on("data", onData);
-      this.stream.once("end", () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
-      this.abort.signal.addEventListener("abort", () => resolve(Buffer.alloc(0)), { once: true });
-    });
+  private readonly onUpstreamTrailers = (trailers: http2.IncomingHttpHeaders): void => {
+    this.upstreamTrailers = trailers;
+  };
+
+  /** A lean pipe: forward each chunk, pause the upstream while the client's side is full. */
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    const upstream = this.relayed!;
+    this.relayedSessions!.notifyResponseByteRead(upstream);
+    if (this.stream.destroyed) return;
+    if (!this.stream.write(chunk) && !this.awaitingDrain) {
+      this.awaitingDrain = true;
+      upstream.pause();
+      this.stream.once("drain", this.onClientDrain);
+    }
+  };
+
+  private readonly onClientDrain = (): void => {
+    this.awaitingDrain = false;
+    this.relayed?.resume();
+  };
+
+  private readonly onUpstreamEnd = (): void => {
+    if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end();
+  };
+
+  /** Without an END_STREAM from the upstream (reset, connection lost), end the response ourselves. */
+  private onUpstreamClose(upstream: http2.ClientHttp2Stream): void {
+    if (upstream !== this.relayed) return;
+    if (upstream.readableEnded || this.stream.writableEnded) return;
+    this.override ??= streamClosedError(upstream);
+    this.stopRelay();
+    if (!this.stream.closed) this.stream.end();
   }
+
+  private stopRelay(): void {
+    const upstream = this.relayed;
+    if (upstream === undefined) return;
+    upstream.off("data", this.onUpstreamData);
+    upstream.off("end", this.onUpstreamEnd);
+  }
+
+  private readonly onWantTrailers = (): void => {
+    const trailers: http2.OutgoingHttpHeaders = {};
+    const upstreamTrailers = this.upstreamTrailers;
+    const override = this.override ?? (upstreamTrailers === undefined ? streamClosedError(this.relayed!) : undefined);
+    if (override !== undefined) {
+      trailers["grpc-status"] = String(override.code);
+      trailers["grpc-message"] = encodeURIComponent(override.rawMessage);
+    } else {
+      copyStatus(upstreamTrailers!, trailers);
+      relayNodeResponseMetadata(upstreamTrailers!, trailers);
+    }
+    if (!this.stream.closed) this.stream.sendTrailers(trailers);
+    this.complete(override ?? statusOf(upstreamTrailers!));
+  };
 
   /** End the call early (deadline, client gone): cancel upstream, answer with `reason` if still possible. */
   private cancel(reason: ConnectError): void {
     if (this.finished) return;
-    this.abort.abort(reason);
+    this.signal.abort(reason);
     this.upstream?.close(NGHTTP2_CANCEL);
+    const reject = this.rejectPending;
+    if (reject !== undefined) {
+      this.rejectPending = undefined;
+      reject(reason);
+    }
     if (this.responded) {
       this.override = reason;
-      this.upstream?.unpipe(this.stream);
+      this.stopRelay();
       if (!this.stream.closed && !this.stream.writableEnded) this.stream.end();
       else this.complete(reason);
     } else {
@@ -299,18 +422,18 @@ class PassthroughCall {
   private respondTrailersOnly(headers: http2.OutgoingHttpHeaders): void {
     this.responded = true;
     if (this.stream.closed || this.stream.headersSent) return;
-    this.stream.respond(headers, { endStream: true });
+    this.stream.respond(headers, END_STREAM);
   }
 
   private complete(outcome: ConnectError | undefined): void {
     if (this.finished) return;
     this.finished = true;
-    clearTimeout(this.deadlineTimer);
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
     this.leased?.finish(outcome);
     if (this.options.logger.isLevelEnabled("info")) {
       this.options.logger.info(
         {
-          method: this.path.slice(1),
+          method: this.route.procedure,
           protocol: "grpc",
           httpMethod: "POST",
           code: codeName(outcome?.code),
@@ -324,10 +447,12 @@ class PassthroughCall {
   }
 }
 
+const UNAVAILABLE = String(Code.Unavailable);
+
 /** The response headers for the client: status, content-type, compression and the upstream's metadata. */
 function responseHead(upstream: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = { ":status": upstream[":status"] ?? 200 };
-  for (const name of ["content-type", "grpc-encoding", "grpc-accept-encoding"] as const) {
+  for (const name of RESPONSE_HEAD_HEADERS) {
     const value = upstream[name];
     if (value !== undefined) out[name] = value;
   }
@@ -337,7 +462,7 @@ function responseHead(upstream: http2.IncomingHttpHeaders): http2.OutgoingHttpHe
 }
 
 function copyStatus(from: http2.IncomingHttpHeaders, into: http2.OutgoingHttpHeaders): void {
-  for (const name of ["grpc-status", "grpc-message", "grpc-status-details-bin"] as const) {
+  for (const name of STATUS_HEADERS) {
     const value = from[name];
     if (value !== undefined) into[name] = value;
   }
@@ -345,7 +470,9 @@ function copyStatus(from: http2.IncomingHttpHeaders, into: http2.OutgoingHttpHea
 
 /** The status in a trailer block as an error (undefined for OK), marked as the upstream's own. */
 function statusOf(trailers: http2.IncomingHttpHeaders): ConnectError | undefined {
-  const status = Number(trailers["grpc-status"] ?? Code.Unknown);
+  const raw = trailers["grpc-status"];
+  if (raw === "0") return undefined;
+  const status = Number(raw ?? Code.Unknown);
   if (status === 0) return undefined;
   const error = new ConnectError(decodeGrpcMessage(trailers["grpc-message"]), status in Code ? status : Code.Unknown);
   error.isWireError = true;

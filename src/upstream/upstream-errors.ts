@@ -48,7 +48,7 @@ function nodeErrorCodes(reason: unknown): string[] {
  * `internal` or `canceled`, as it would for a client that hung up) is `unavailable`, as gRPC
  * defines for transport failures, unless the call's own signal shows the client did cancel.
  */
-export function upstreamError(reason: unknown, endpoint: string, callSignal?: AbortSignal): ConnectError {
+export function upstreamError(reason: unknown, endpoint: string, callSignal?: { readonly aborted: boolean }): ConnectError {
   const error = ConnectError.from(reason);
   if (error.isWireError) return error;
   if (error.code === Code.Canceled && callSignal?.aborted !== true) {

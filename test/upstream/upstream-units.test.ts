@@ -10,6 +10,8 @@ import { HeaderPolicy, returnsToClient } from "../../src/upstream/header-policy.
 import { backoffMs, RetryBudget } from "../../src/upstream/retry-budget.js";
 import { parseTarget } from "../../src/upstream/target.js";
 import type { Endpoint } from "../../src/upstream/endpoint.js";
+import { EndpointSessions } from "../../src/upstream/endpoint-sessions.js";
+import type * as http2 from "node:http2";
 
 describe("upstreams config", () => {
   it("fills every default from match and target alone", () => {
@@ -204,6 +206,57 @@ describe("circuit breaker", () => {
     const controller = new AbortController();
     const waiting = breaker.acquire(controller.signal) as Promise<unknown>;
     controller.abort(new ConnectError("bye", Code.Canceled));
+    await expect(waiting).rejects.toMatchObject({ code: Code.Canceled });
+    expect(breaker.acquire(undefined)).toBeInstanceOf(Promise);
+  });
+});
+
+describe("endpoint connection", () => {
+  const options = { baseUrl: "http://127.0.0.1:1", connectTimeoutMs: 1000, maxConnectionAgeMs: 0 };
+  /** Counts what reaches connect-node's session manager (its keep-alive timer is reset on each). */
+  function countNotices(sessions: EndpointSessions): { count: number } {
+    const seen = { count: 0 };
+    (sessions as unknown as { manager: { notifyResponseByteRead(): void } }).manager.notifyResponseByteRead = () => void seen.count++;
+    return seen;
+  }
+  const stream = {} as http2.ClientHttp2Stream;
+
+  it("passes response-byte notices to the session manager at most once per quarter keep-alive interval", async () => {
+    const sessions = new EndpointSessions({ ...options, keepAliveMs: 200 });
+    const seen = countNotices(sessions);
+    for (let i = 0; i < 100; i++) sessions.notifyResponseByteRead(stream);
+    expect(seen.count).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 70));
+    sessions.notifyResponseByteRead(stream);
+    sessions.notifyResponseByteRead(stream);
+    expect(seen.count).toBe(2);
+    sessions.abort();
+  });
+
+  it("passes none without keep-alive", () => {
+    const sessions = new EndpointSessions({ ...options, keepAliveMs: 0 });
+    const seen = countNotices(sessions);
+    for (let i = 0; i < 10; i++) sessions.notifyResponseByteRead(stream);
+    expect(seen.count).toBe(0);
+    sessions.abort();
+  });
+});
+
+describe("circuit breaker with a call's own cancellation (not an AbortSignal)", () => {
+  it("a waiting call whose cancellation fires leaves the queue", async () => {
+    const breaker = new CircuitBreaker("r", 1, 1);
+    breaker.acquire(undefined);
+    const listeners: Array<() => void> = [];
+    const signal = {
+      aborted: false,
+      reason: undefined as unknown,
+      addEventListener: (_type: "abort", listener: () => void) => void listeners.push(listener),
+      removeEventListener: (_type: "abort", listener: () => void) => void listeners.splice(listeners.indexOf(listener), 1),
+    };
+    const waiting = breaker.acquire(signal) as Promise<unknown>;
+    signal.aborted = true;
+    signal.reason = new ConnectError("bye", Code.Canceled);
+    for (const listener of [...listeners]) listener();
     await expect(waiting).rejects.toMatchObject({ code: Code.Canceled });
     expect(breaker.acquire(undefined)).toBeInstanceOf(Promise);
   });
