@@ -1,3 +1,4 @@
+import type * as http2 from "node:http2";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -125,7 +126,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   };
   const onStream: StreamHandler = (stream, headers, rawHeaders) => {
     if (cors?.needsRequestApi(headers)) return false;
-    headers[PEER_HEADER] = stream.session?.socket.remoteAddress;
+    headers[PEER_HEADER] = peerAddressOf(stream.session);
     // The gRPC pass-through skips the router's request gate, so with a gate its calls take the router's forwarding path.
     const passthrough = security.gate === undefined && upstream!.handleStream(stream, headers);
     if (!passthrough && !rpc!.handleStream(stream, headers, rawHeaders)) return false;
@@ -201,4 +202,13 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
       return shuttingDown;
     },
   };
+}
+
+/** Where a session keeps its client's address: http2's socket proxy is too slow to ask per stream. */
+const PEER_ADDRESS = Symbol("peer address");
+
+/** The client address of an HTTP/2 connection, read once per connection. */
+function peerAddressOf(session: (http2.Http2Session & { [PEER_ADDRESS]?: string }) | undefined): string | undefined {
+  if (session === undefined) return undefined;
+  return (session[PEER_ADDRESS] ??= session.socket?.remoteAddress);
 }
