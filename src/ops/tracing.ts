@@ -11,11 +11,12 @@ import {
   type TextMapGetter,
   type Tracer,
 } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { createRequire } from "node:module";
+import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import type { ObservabilityConfig } from "../config/observability-config.js";
+
+// The OpenTelemetry SDK and exporter (about 15 MB of resident memory) are loaded only when tracing is on.
+const requireOptional = createRequire(import.meta.url);
 
 /** Off until setUpTracing turns it on: the upstream hooks check this flag and do nothing else. */
 let enabled = false;
@@ -36,12 +37,16 @@ export function setUpTracing(config: ObservabilityConfig["tracing"]): Tracing | 
   if (!config.enabled && config.otlpEndpoint === undefined) return undefined;
   if (!contextInstalled) {
     contextInstalled = true;
+    const { AsyncLocalStorageContextManager } = requireOptional("@opentelemetry/context-async-hooks") as typeof import("@opentelemetry/context-async-hooks");
+    const { W3CTraceContextPropagator } = requireOptional("@opentelemetry/core") as typeof import("@opentelemetry/core");
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   }
   let provider: BasicTracerProvider | undefined;
   if (config.otlpEndpoint !== undefined) {
-    provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlpEndpoint }))] });
+    const { OTLPTraceExporter } = requireOptional("@opentelemetry/exporter-trace-otlp-http") as typeof import("@opentelemetry/exporter-trace-otlp-http");
+    const { BasicTracerProvider: Provider, BatchSpanProcessor } = requireOptional("@opentelemetry/sdk-trace-base") as typeof import("@opentelemetry/sdk-trace-base");
+    provider = new Provider({ spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlpEndpoint }))] });
     trace.setGlobalTracerProvider(provider);
   }
   enabled = true;
