@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { trace } from "@opentelemetry/api";
 import { pino } from "pino";
 import type { Logger } from "../ops/logger.js";
@@ -24,6 +25,13 @@ export function accessLogObserver(logger: Logger, options: { tracing?: boolean }
   const tracing = options.tracing === true;
   const destination = (logger as unknown as Record<symbol, { write(line: string): unknown }>)[pino.symbols.streamSym];
   const clock = new IsoClock();
+  // `,"method":"pkg.Service/Method"` is the same for every call of a method: built once.
+  const methodFields = new Map<DescMethod, string>();
+  const methodField = (method: DescMethod) => {
+    let field = methodFields.get(method);
+    if (field === undefined) methodFields.set(method, (field = `,"method":${JSON.stringify(`${method.parent.typeName}/${method.name}`)}`));
+    return field;
+  };
   return {
     callEnded(call, error) {
       const code = error === undefined ? "ok" : codeNames.get(error.code);
@@ -33,16 +41,27 @@ export function accessLogObserver(logger: Logger, options: { tracing?: boolean }
       const peer = call.requestHeaderValue(PEER_HEADER);
       const principal = call.contextValue(identityKey)?.principal;
       destination.write(
-        `{"level":"info","time":"${clock.now()}","requestId":${JSON.stringify(call.requestId)}` +
-          (traceId === undefined ? "" : `,"traceId":${JSON.stringify(traceId)}`) +
-          `,"method":"${call.method.parent.typeName}/${call.method.name}","protocol":"${call.protocol}","httpMethod":"${call.requestMethod}"` +
+        `{"level":"info","time":"${clock.now()}","requestId":${jsonString(call.requestId)}` +
+          (traceId === undefined ? "" : `,"traceId":${jsonString(traceId)}`) +
+          methodField(call.method) +
+          // Both come from fixed sets (our protocol names, the HTTP methods Node's parser accepts).
+          `,"protocol":"${call.protocol}","httpMethod":"${call.requestMethod}"` +
           `,"code":"${code}","durationMs":${durationMs}` +
-          (peer === null ? "" : `,"peer":${JSON.stringify(peer)}`) +
+          (peer === null ? "" : `,"peer":${jsonString(peer)}`) +
           (principal === undefined ? "" : `,"principal":${JSON.stringify(principal)}`) +
           `,"msg":"rpc"}\n`,
       );
     },
   };
+}
+
+/** A JSON string literal; ids and addresses are plain printable ASCII, which needs no escaping. */
+function jsonString(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(text);
+  }
+  return `"${text}"`;
 }
 
 /** The error as a ConnectError whose metadata (response headers) carries the request id. */

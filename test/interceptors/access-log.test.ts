@@ -67,6 +67,17 @@ describe("request id", () => {
     expect(res.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it("a client id with quotes and backslashes is kept, and the log line stays valid JSON", async () => {
+    const id = 'quote"back\\slash';
+    const client = createClient(GreeterService, matrix.get("grpc over HTTP/2, binary").transport);
+    let returned: string | null = null;
+    await client.greet({ name: "Ada" }, { headers: { "x-request-id": id }, onHeader: (h) => (returned = h.get("x-request-id")) });
+    expect(returned).toBe(id);
+    await settle();
+    // The sink parses every line as JSON: an unescaped quote would have thrown there.
+    expect(gw.logs.find((l) => l.requestId === id)).toMatchObject({ method: "demo.v1.GreeterService/Greet", protocol: "grpc", code: "ok" });
+  });
+
   it("streams return the id in the response headers", async () => {
     const client = createClient(GreeterService, matrix.get("grpc over HTTP/2, binary").transport);
     let returned: string | null = null;
