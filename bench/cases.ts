@@ -146,6 +146,7 @@ export interface Target {
 
 export const TARGETS: readonly Target[] = [
   { description: "gRPC unary 1×100 (Greet): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-unary-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
+  { description: "gRPC unary 1×100 (Greet), access log and metrics on: connect-gateway ≥ 1.0× @grpc/grpc-js req/s", case: "grpc-unary-1x100", server: "gateway+log", peer: "grpc-js", atLeast: 1.0 },
   { description: "gRPC unary 1×100 (Health/Check): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-health-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
   { description: "Connect JSON unary HTTP/1.1: connect-gateway ≥ 5× bare connect-node req/s", case: "connect-json-h1", server: "gateway", peer: "connect-node", atLeast: 5 },
   { description: "gRPC unary 1×100 via proxy: gateway → grpc-js upstream ≥ 0.6× the direct call's req/s", case: "proxy-unary-1x100", server: "gateway-proxy", peer: "echo-upstream", atLeast: 0.6 },

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from "pino";
+import { LineBatcher } from "./line-batcher.js";
 
 export type { Logger };
 
@@ -19,6 +20,9 @@ export const REDACTED_PATHS = [
   'err.metadata["x-api-key"]',
 ];
 
+/** Log lines are written out in batches of about this many characters. */
+const BATCH_LENGTH = 4096;
+
 /** How often buffered log lines are written out even when the buffer is not full. */
 const FLUSH_INTERVAL_MS = 500;
 
@@ -35,7 +39,7 @@ export function createLogger(level: LevelWithSilent, destination?: NodeJS.Writab
       // Credentials must never reach a log line, even when a debug line dumps headers or config.
       redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
     },
-    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    destination ?? new LineBatcher(pino.destination({ dest: 1, sync: false, minLength: BATCH_LENGTH }), BATCH_LENGTH),
   );
   if (destination === undefined && level !== "silent") {
     setInterval(() => logger.flush(), FLUSH_INTERVAL_MS).unref();
