@@ -16,7 +16,7 @@ import {
 import { ENVELOPE_HEADER_BYTES } from "../envelope.js";
 import type { FastCall, FastSpec, UnaryReply } from "./fast-call.js";
 import { ReplyBuilder } from "./replies.js";
-import { runServerStream, type ServerStreamDeps } from "./server-stream.js";
+import { endUnstartedStream, runServerStream, type ServerStreamDeps } from "./server-stream.js";
 import { invokeUnary } from "./unary-chain.js";
 import { connectStreamFormats, wireFormats, type WireFormat } from "./wire-formats.js";
 
@@ -160,7 +160,8 @@ export class RpcFastPath {
         () => this.read(call, body),
         (reason: unknown) => {
           call.finish();
-          this.deliver(call, this.replies.reply(call, undefined, asCallError(reason)));
+          if (call.spec.kind === "server_streaming") endUnstartedStream(call, asCallError(reason), this.streamDeps);
+          else this.deliver(call, this.replies.reply(call, undefined, asCallError(reason)));
         },
       )
       .catch((error: unknown) => call.fail(error));

@@ -74,17 +74,28 @@ export async function runServerStream(
       : undefined;
   if (observers.length > 0) notifyEnded(observers, call, error);
   if (gone) return;
-  if (protocol === "connect") {
-    // Connect answers a stream with 200 and puts any error in the end-of-stream message.
-    if (!started) call.startResponse(200, replies.responseHeaders(call, null), false);
+  if (!started) {
+    endUnstartedStream(call, error, deps);
+  } else if (protocol === "connect") {
     call.writeBody(replies.connectEndStream(call, error));
     call.endResponse(undefined);
-  } else if (!started) {
-    deps.deliver(call, replies.reply(call, undefined, error));
   } else if (protocol === "grpc") {
     call.endResponse(replies.grpcStreamTrailers(call, error));
   } else {
     call.writeBody(replies.grpcWebTrailerFrame(call, error));
     call.endResponse(undefined);
   }
+}
+
+/** Answer a stream that ends before its first message: refused by the gate, failed, or empty. */
+export function endUnstartedStream(call: FastCall, error: ConnectError | undefined, deps: Pick<ServerStreamDeps, "replies" | "deliver">): void {
+  if (call.isGone()) return;
+  if (call.format.protocol === "connect") {
+    // Connect answers a stream with 200 and puts any error in the end-of-stream message.
+    call.startResponse(200, deps.replies.responseHeaders(call, null), false);
+    call.writeBody(deps.replies.connectEndStream(call, error));
+    call.endResponse(undefined);
+    return;
+  }
+  deps.deliver(call, deps.replies.reply(call, undefined, error));
 }

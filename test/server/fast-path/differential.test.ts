@@ -94,7 +94,7 @@ const gateReader: Interceptor = (next) => async (req) => {
  * generic interceptor chain). chain "observers": only the gateway's default observers (request
  * id, access log, metrics), which the fast path runs without the chain.
  */
-async function startServer(fastPath: boolean, chain: "custom" | "observers" = "custom") {
+async function startServer(fastPath: boolean, chain: "custom" | "observers" | "observers+gate" = "custom") {
   // Records whether each call's request headers were the fast path's lazy view or real Headers.
   const headerKinds: string[] = [];
   const probe: Interceptor = (next) => (req) => {
@@ -120,7 +120,7 @@ async function startServer(fastPath: boolean, chain: "custom" | "observers" = "c
     logger: createLogger("silent"),
     router: {
       interceptors: chain === "custom" ? [probe, refusing, tagging, gateReader] : [observers],
-      requestGate: chain === "custom" ? gate : undefined,
+      requestGate: chain === "observers" ? undefined : gate,
       acceptCompression: [compressionGzip, compressionBrotli],
       readMaxBytes: MAX_MESSAGE_BYTES,
       writeMaxBytes: MAX_MESSAGE_BYTES,
@@ -458,4 +458,50 @@ describe("the default observers (request id, access log, metrics) act alike on b
     expect(fromFast).toEqual(await counters(reference.metrics));
     expect(fromFast.join("\n")).toMatch(/grpc_server_handled_total\{[^}]*grpc_code="InvalidArgument"[^}]*\} [1-9]/);
   });
+});
+
+describe("a request gate in front of observer-only chains acts alike on both paths, streams included", () => {
+  let fast: Awaited<ReturnType<typeof startServer>>;
+  let reference: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    [fast, reference] = await Promise.all([startServer(true, "observers+gate"), startServer(false, "observers+gate")]);
+  });
+  afterAll(() => {
+    fast.server.destroyAll();
+    reference.server.destroyAll();
+  });
+
+  const GREET_STREAM = "/demo.v1.GreeterService/GreetStream";
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+  const gated: Case[] = [];
+  for (const [label, headers, body] of [
+    ["grpc", grpc, envelope(greetStream("Ada", 2))],
+    ["grpc-web", grpcWeb, envelope(greetStream("Ada", 2))],
+    ["connect-stream-proto", { "content-type": "application/connect+proto" }, envelope(greetStream("Ada", 2))],
+    ["connect-stream-json", { "content-type": "application/connect+json" }, envelope(json({ name: "Ada", count: 2 }))],
+  ] as const) {
+    gated.push(
+      { name: `${label} stream: the gate lets it through`, path: GREET_STREAM, headers: { ...headers, "x-request-id": "fixed" }, body },
+      { name: `${label} stream: the gate refuses it`, path: GREET_STREAM, headers: { ...headers, "x-request-id": "fixed", "x-gate": "deny" }, body },
+    );
+  }
+  gated.push(
+    { name: "grpc unary: the gate refuses it", path: DIVIDE, headers: { ...grpc, "x-request-id": "fixed", "x-gate": "deny" }, body: envelope(divide(1, 1)) },
+    { name: "connect-json unary: the gate refuses it", path: DIVIDE, headers: { ...connectJson, "x-request-id": "fixed", "x-gate": "deny" }, body: Buffer.from("{}") },
+  );
+
+  for (const testCase of gated) {
+    for (const version of ["HTTP/2", "HTTP/1.1"] as const) {
+      if (version === "HTTP/1.1" && testCase.headers["content-type"] === "application/grpc") continue;
+      it(`${testCase.name} over ${version}`, async () => {
+        const send = version === "HTTP/2" ? sendHttp2 : sendHttp1;
+        const [fromFast, fromReference] = await Promise.all([
+          send(fast.port, testCase.path, testCase.headers, testCase.body),
+          send(reference.port, testCase.path, testCase.headers, testCase.body),
+        ]);
+        expect(fromFast).toEqual(fromReference);
+        expect(fromReference.status).toBeGreaterThan(0);
+      });
+    }
+  }
 });
