@@ -60,6 +60,12 @@ function routes(router: ConnectRouter) {
     // The demo stream, plus streams that set metadata and fail after their first message.
     async *greetStream(request, context) {
       streamHeaderKinds.push(context.requestHeader instanceof Headers ? "Headers" : "lazy view");
+      if (request.name === "trailers") {
+        context.responseHeader.set("x-stream", "started");
+        yield { greeting: "only", sequence: 1 };
+        context.responseTrailer.set("x-stream-trailer", "set");
+        return;
+      }
       if (!request.name.startsWith("midway")) {
         yield* greeter.greetStream(request, context);
         return;
@@ -370,6 +376,7 @@ describe("the default observers (request id, access log, metrics) act alike on b
       { name: `${label} stream: three messages`, path: GREET_STREAM, headers, body: envelope(greetStream("Ada", 3)) },
       { name: `${label} stream: refused before the first message`, path: GREET_STREAM, headers, body: envelope(greetStream("Ada", 0)) },
       { name: `${label} stream: metadata, then an error after a message`, path: GREET_STREAM, headers, body: envelope(greetStream("midway", 1)) },
+      { name: `${label} stream: headers and trailers of its own, success`, path: GREET_STREAM, headers, body: envelope(greetStream("trailers", 1)) },
       { name: `${label} stream: a crash after a message`, path: GREET_STREAM, headers, body: envelope(greetStream("midway-crash", 1)) },
       { name: `${label} stream: garbage request`, path: GREET_STREAM, headers, body: envelope(Uint8Array.from([0xff, 0xff])) },
       { name: `${label} stream: a deadline`, path: GREET_STREAM, headers: { ...headers, "grpc-timeout": "5S" }, body: envelope(greetStream("Ada", 2)) },
