@@ -278,9 +278,27 @@ cases.push(
   { name: "connect: wrong content-type", path: DIVIDE, headers: { "content-type": "text/plain" }, body: Buffer.from("hello") },
 );
 
+type Server = Awaited<ReturnType<typeof startServer>>;
+type Send = typeof sendHttp2;
+
+/** Each case over both HTTP versions; gRPC proper only over HTTP/2 (over HTTP/1.1 both paths hand it to connect-node anyway). */
+function eachOverBothVersions(list: Case[], define: (testCase: Case, version: string, send: Send) => void): void {
+  for (const testCase of list) {
+    for (const version of ["HTTP/2", "HTTP/1.1"] as const) {
+      if (version === "HTTP/1.1" && testCase.headers["content-type"] === "application/grpc") continue;
+      define(testCase, version, version === "HTTP/2" ? sendHttp2 : sendHttp1);
+    }
+  }
+}
+
+/** The same request to the server with the fast path and to the reference, answered side by side. */
+function sendToBoth(fast: Server, reference: Server, send: Send, testCase: Case, headers = testCase.headers): Promise<[Exchange, Exchange]> {
+  return Promise.all([send(fast.port, testCase.path, headers, testCase.body), send(reference.port, testCase.path, headers, testCase.body)]);
+}
+
 describe("fast path and connect-node answer byte for byte alike", () => {
-  let fast: Awaited<ReturnType<typeof startServer>>;
-  let reference: Awaited<ReturnType<typeof startServer>>;
+  let fast: Server;
+  let reference: Server;
   beforeAll(async () => {
     [fast, reference] = await Promise.all([startServer(true), startServer(false)]);
   });
@@ -289,21 +307,13 @@ describe("fast path and connect-node answer byte for byte alike", () => {
     reference.server.destroyAll();
   });
 
-  for (const testCase of cases) {
-    for (const version of ["HTTP/2", "HTTP/1.1"] as const) {
-      // gRPC proper needs HTTP/2; over HTTP/1.1 both paths hand it to connect-node anyway.
-      if (version === "HTTP/1.1" && testCase.headers["content-type"] === "application/grpc") continue;
-      it(`${testCase.name} over ${version}`, async () => {
-        const send = version === "HTTP/2" ? sendHttp2 : sendHttp1;
-        const [fromFast, fromReference] = await Promise.all([
-          send(fast.port, testCase.path, testCase.headers, testCase.body),
-          send(reference.port, testCase.path, testCase.headers, testCase.body),
-        ]);
-        expect(fromFast).toEqual(fromReference);
-        expect(fromReference.status).toBeGreaterThan(0);
-      });
-    }
-  }
+  eachOverBothVersions(cases, (testCase, version, send) => {
+    it(`${testCase.name} over ${version}`, async () => {
+      const [fromFast, fromReference] = await sendToBoth(fast, reference, send, testCase);
+      expect(fromFast).toEqual(fromReference);
+      expect(fromReference.status).toBeGreaterThan(0);
+    });
+  });
 
   it("really serves plain calls on the fast path, and only there", async () => {
     fast.headerKinds.length = 0;
@@ -329,8 +339,8 @@ describe("fast path and connect-node answer byte for byte alike", () => {
 });
 
 describe("the default observers (request id, access log, metrics) act alike on both paths", () => {
-  let fast: Awaited<ReturnType<typeof startServer>>;
-  let reference: Awaited<ReturnType<typeof startServer>>;
+  let fast: Server;
+  let reference: Server;
   beforeAll(async () => {
     [fast, reference] = await Promise.all([startServer(true, "observers"), startServer(false, "observers")]);
   });
@@ -403,35 +413,28 @@ describe("the default observers (request id, access log, metrics) act alike on b
   // line, on both paths. (A stream's request is read inside the chain: its garbage is observed.)
   const refusedBeforeTheChain = /size limit|garbage protobuf|unary content-type/;
 
-  for (const testCase of observed) {
-    for (const version of ["HTTP/2", "HTTP/1.1"] as const) {
-      if (version === "HTTP/1.1" && testCase.headers["content-type"] === "application/grpc") continue;
-      for (const clientId of [undefined, "client-chosen-id-1"]) {
-        it(`${testCase.name} over ${version}, ${clientId ? "with" : "without"} x-request-id`, async () => {
-          const send = version === "HTTP/2" ? sendHttp2 : sendHttp1;
-          const headers = clientId ? { ...testCase.headers, "x-request-id": clientId } : testCase.headers;
-          fast.logLines.length = 0;
-          reference.logLines.length = 0;
-          const [fromFast, fromReference] = await Promise.all([
-            send(fast.port, testCase.path, headers, testCase.body),
-            send(reference.port, testCase.path, headers, testCase.body),
-          ]);
-          expect(masked(fromFast)).toEqual(masked(fromReference));
-          await new Promise((resolve) => setTimeout(resolve, 10));
-          expect(fast.logLines.map(logLine)).toEqual(reference.logLines.map(logLine));
-          const returnedId = returnedIdOf(fromFast);
-          if (refusedBeforeTheChain.test(testCase.name)) {
-            expect(returnedId).toBeUndefined();
-            expect(fast.logLines).toHaveLength(0);
-            return;
-          }
-          expect(returnedId).toSatisfy((id: unknown) => (clientId ? id === clientId : typeof id === "string" && UUID.test(id)));
-          expect(fast.logLines).toHaveLength(1);
-          expect(fast.logLines[0].requestId).toBe(returnedId);
-        });
-      }
+  eachOverBothVersions(observed, (testCase, version, send) => {
+    for (const clientId of [undefined, "client-chosen-id-1"]) {
+      it(`${testCase.name} over ${version}, ${clientId ? "with" : "without"} x-request-id`, async () => {
+        const headers = clientId ? { ...testCase.headers, "x-request-id": clientId } : testCase.headers;
+        fast.logLines.length = 0;
+        reference.logLines.length = 0;
+        const [fromFast, fromReference] = await sendToBoth(fast, reference, send, testCase, headers);
+        expect(masked(fromFast)).toEqual(masked(fromReference));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(fast.logLines.map(logLine)).toEqual(reference.logLines.map(logLine));
+        const returnedId = returnedIdOf(fromFast);
+        if (refusedBeforeTheChain.test(testCase.name)) {
+          expect(returnedId).toBeUndefined();
+          expect(fast.logLines).toHaveLength(0);
+          return;
+        }
+        expect(returnedId).toSatisfy((id: unknown) => (clientId ? id === clientId : typeof id === "string" && UUID.test(id)));
+        expect(fast.logLines).toHaveLength(1);
+        expect(fast.logLines[0].requestId).toBe(returnedId);
+      });
     }
-  }
+  });
 
   it("really serve plain server streams on the fast path, and only there", async () => {
     const body = envelope(greetStream("Ada", 2));
@@ -468,8 +471,8 @@ describe("the default observers (request id, access log, metrics) act alike on b
 });
 
 describe("a request gate in front of observer-only chains acts alike on both paths, streams included", () => {
-  let fast: Awaited<ReturnType<typeof startServer>>;
-  let reference: Awaited<ReturnType<typeof startServer>>;
+  let fast: Server;
+  let reference: Server;
   beforeAll(async () => {
     [fast, reference] = await Promise.all([startServer(true, "observers+gate"), startServer(false, "observers+gate")]);
   });
@@ -497,18 +500,11 @@ describe("a request gate in front of observer-only chains acts alike on both pat
     { name: "connect-json unary: the gate refuses it", path: DIVIDE, headers: { ...connectJson, "x-request-id": "fixed", "x-gate": "deny" }, body: Buffer.from("{}") },
   );
 
-  for (const testCase of gated) {
-    for (const version of ["HTTP/2", "HTTP/1.1"] as const) {
-      if (version === "HTTP/1.1" && testCase.headers["content-type"] === "application/grpc") continue;
-      it(`${testCase.name} over ${version}`, async () => {
-        const send = version === "HTTP/2" ? sendHttp2 : sendHttp1;
-        const [fromFast, fromReference] = await Promise.all([
-          send(fast.port, testCase.path, testCase.headers, testCase.body),
-          send(reference.port, testCase.path, testCase.headers, testCase.body),
-        ]);
-        expect(fromFast).toEqual(fromReference);
-        expect(fromReference.status).toBeGreaterThan(0);
-      });
-    }
-  }
+  eachOverBothVersions(gated, (testCase, version, send) => {
+    it(`${testCase.name} over ${version}`, async () => {
+      const [fromFast, fromReference] = await sendToBoth(fast, reference, send, testCase);
+      expect(fromFast).toEqual(fromReference);
+      expect(fromReference.status).toBeGreaterThan(0);
+    });
+  });
 });
