@@ -48,7 +48,6 @@ export abstract class FastCall implements HandlerContext, ObservedCall {
   /** Request body chunks read so far. */
   readonly chunks: Buffer[] = [];
   received = 0;
-  private readonly startedAtMs = Date.now();
   private urlValue: string | undefined;
   private signalValue: AbortSignal | undefined;
   private requestHeaderView: Headers | undefined;
@@ -148,9 +147,9 @@ export abstract class FastCall implements HandlerContext, ObservedCall {
     return (this.requestIdValue ??= requestIdFrom(this.requestHeaderValue(REQUEST_ID_HEADER)));
   }
 
-  /** Time left before the client's deadline, or undefined without one. */
+  /** Whole milliseconds left before the client's deadline (as connect's own context counts them), or undefined without one. */
   timeoutMs(): number | undefined {
-    return this.clientTimeoutMs === undefined ? undefined : this.clientTimeoutMs - (Date.now() - this.startedAtMs);
+    return this.clientTimeoutMs === undefined ? undefined : Math.floor(this.clientTimeoutMs - (performance.now() - this.startedAt));
   }
 
   requestHeaderValue(name: string): string | null {
