@@ -34,6 +34,26 @@ export function spawnTracked(command: string, args: string[], options: SpawnOpti
 }
 
 /**
+ * Run a load tool to the end and return what it printed (stdout and stderr together); it is
+ * killed if it overstays its run by 30 s, and a non-zero exit is an error quoting the command.
+ */
+export function runToolOutput(command: string, args: string[], runSec: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawnTracked(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
+    child.stderr!.setEncoding("utf8").on("data", (c: string) => (out += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), (runSec + 30) * 1000);
+    child.once("error", reject);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command} exited with ${signal ?? code}: ${command} ${args.join(" ")}\n${out.slice(-2000)}`));
+    });
+  });
+}
+
+/**
  * How the benchmark's Node children run the project's TypeScript: compiled to JS first
  * ("dist", the default, as production runs dist/), or through tsx's loader ("tsx").
  */

@@ -6,7 +6,7 @@
  * --log-file (one line per request: start time µs, HTTP status, duration µs).
  */
 import { readFile, rm } from "node:fs/promises";
-import { spawnTracked } from "../lib/proc.js";
+import { runToolOutput } from "../lib/proc.js";
 
 export interface H2loadOptions {
   /** Full URL: http://127.0.0.1:port/package.Service/Method */
@@ -55,19 +55,7 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   const args = h2loadArgs(options);
   // h2load appends to its log file: a file left by an earlier round would count that round again.
   if (options.logFile) await rm(options.logFile, { force: true });
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawnTracked("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
-    child.stderr!.setEncoding("utf8").on("data", (c: string) => (out += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), (options.durationSec + 30) * 1000);
-    child.once("error", reject);
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`h2load exited with ${signal ?? code}: h2load ${args.join(" ")}\n${out.slice(-2000)}`));
-    });
-  });
+  const output = await runToolOutput("h2load", args, options.durationSec);
   const result = parseH2load(output);
   if (options.logFile) result.latenciesUs = await readLatencies(options.logFile);
   return result;

@@ -4,7 +4,7 @@
  * `--latency` prints the 50/75/90/99th percentiles; non-2xx/3xx answers are counted.
  */
 import { writeFile } from "node:fs/promises";
-import { spawnTracked } from "../lib/proc.js";
+import { runToolOutput } from "../lib/proc.js";
 
 export interface WrkOptions {
   url: string;
@@ -50,19 +50,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
     "-s", options.scriptFile,
     options.url,
   ];
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawnTracked("wrk", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
-    child.stderr!.setEncoding("utf8").on("data", (c: string) => (out += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), (options.durationSec + 30) * 1000);
-    child.once("error", reject);
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`wrk exited with ${signal ?? code}: wrk ${args.join(" ")}\n${out.slice(-2000)}`));
-    });
-  });
+  const output = await runToolOutput("wrk", args, options.durationSec);
   return parseWrk(output);
 }
 

@@ -16,7 +16,7 @@ export interface ObservedCall {
   readonly startedAt: number;
   /** A context value (as the request gate set it), or the key's default. */
   contextValue<T>(key: ContextKey<T>): T;
-  /** One request header (comma-joined if repeated), or null. */
+  /** One request header by lower-case name (comma-joined if repeated), or null. */
   requestHeaderValue(name: string): string | null;
   /** A header for the response: in the response headers on success, in the error's metadata on failure. */
   setResponseHeader(name: string, value: string): void;

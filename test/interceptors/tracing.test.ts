@@ -13,9 +13,8 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { GreeterService } from "../../gen/demo/v1/greeter_pb.js";
 import { EchoService } from "../../gen/test/upstream/v1/echo_pb.js";
-import { BUF } from "../support/buf-curl.js";
+import { buildUpstreamImage } from "../support/upstream-image.js";
 import { createGrpcJsClient, grpcServiceDefinition, grpcUnary, type GenericGrpcClient } from "../support/grpc-js-client.js";
-import { runProcess } from "../support/run-process.js";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { inspect, startUpstreams, type UpstreamProcess } from "../support/upstream-fleet.js";
 
@@ -32,12 +31,10 @@ let grpcJs: GenericGrpcClient;
 beforeAll(async () => {
   trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
   imageDir = mkdtempSync(join(tmpdir(), "gateway-image-"));
-  const image = join(imageDir, "image.binpb");
-  const [started, build] = await Promise.all([
+  const [started, image] = await Promise.all([
     startUpstreams([{ id: "a" }]),
-    runProcess(BUF, ["build", "-o", image, "--path", "proto/test/upstream"], { timeoutMs: 30_000, cwd: join(import.meta.dirname, "../..") }),
+    buildUpstreamImage(imageDir),
   ]);
-  expect(build.exitCode, build.stderr).toBe(0);
   upstream = started[0];
   gw = await startGateway({
     observability: { tracing: { enabled: true } },

@@ -10,10 +10,9 @@ import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EchoService } from "../../gen/test/upstream/v1/echo_pb.js";
-import { BUF } from "../support/buf-curl.js";
+import { buildUpstreamImage } from "../support/upstream-image.js";
 import { curl } from "../support/curl.js";
 import { createGrpcJsClient, grpcServiceDefinition, grpcUnary, type GenericGrpcClient } from "../support/grpc-js-client.js";
-import { runProcess } from "../support/run-process.js";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { startUpstreams, type UpstreamProcess } from "../support/upstream-fleet.js";
 
@@ -34,13 +33,11 @@ function unusedPort(): Promise<number> {
 
 beforeAll(async () => {
   imageDir = mkdtempSync(join(tmpdir(), "gateway-image-"));
-  const image = join(imageDir, "image.binpb");
-  const [started, build, port] = await Promise.all([
+  const [started, image, port] = await Promise.all([
     startUpstreams([{ id: "a" }]),
-    runProcess(BUF, ["build", "-o", image, "--path", "proto/test/upstream"], { timeoutMs: 30_000, cwd: join(import.meta.dirname, "../..") }),
+    buildUpstreamImage(imageDir),
     unusedPort(),
   ]);
-  expect(build.exitCode, build.stderr).toBe(0);
   upstream = started[0];
   deadAddress = `127.0.0.1:${port}`;
   gw = await startGateway({

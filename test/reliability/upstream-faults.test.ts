@@ -8,18 +8,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { EchoService } from "../../gen/test/upstream/v1/echo_pb.js";
-import { BUF } from "../support/buf-curl.js";
-import { runProcess } from "../support/run-process.js";
+import { buildUpstreamImage } from "../support/upstream-image.js";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { TestDnsServer } from "../support/upstream-dns.js";
 import { UpstreamProcess } from "../support/upstream-fleet.js";
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
 let dir: string;
 let image: string;
 let upstream: UpstreamProcess;
@@ -28,13 +25,12 @@ const cleanup: Array<() => unknown> = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gateway-upstream-faults-"));
-  image = join(dir, "image.binpb");
-  const [build, started, dnsServer] = await Promise.all([
-    runProcess(BUF, ["build", "-o", image, "--path", "proto/test/upstream"], { timeoutMs: 30_000, cwd: root }),
+  const [builtImage, started, dnsServer] = await Promise.all([
+    buildUpstreamImage(dir),
     new UpstreamProcess({ id: "a" }).start(),
     new TestDnsServer().start(),
   ]);
-  expect(build.exitCode, build.stderr).toBe(0);
+  image = builtImage;
   upstream = started;
   dns = dnsServer;
 }, 60_000);

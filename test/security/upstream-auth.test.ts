@@ -8,9 +8,8 @@ import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EchoService } from "../../gen/test/upstream/v1/echo_pb.js";
-import { BUF } from "../support/buf-curl.js";
+import { buildUpstreamImage } from "../support/upstream-image.js";
 import { createGrpcJsClient, grpcServiceDefinition, grpcUnary, type GenericGrpcClient } from "../support/grpc-js-client.js";
-import { runProcess } from "../support/run-process.js";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { inspect, startUpstreams, type UpstreamProcess } from "../support/upstream-fleet.js";
 import { API_KEY, createSecurityFixtures } from "./fixtures.js";
@@ -22,13 +21,11 @@ let client: GenericGrpcClient;
 
 beforeAll(async () => {
   imageDir = mkdtempSync(join(tmpdir(), "gateway-image-"));
-  const image = join(imageDir, "image.binpb");
-  const [started, build, fx] = await Promise.all([
+  const [started, image, fx] = await Promise.all([
     startUpstreams([{ id: "a" }]),
-    runProcess(BUF, ["build", "-o", image, "--path", "proto/test/upstream"], { timeoutMs: 30_000, cwd: join(import.meta.dirname, "../..") }),
+    buildUpstreamImage(imageDir),
     createSecurityFixtures(),
   ]);
-  expect(build.exitCode, build.stderr).toBe(0);
   upstream = started[0];
   gw = await startGateway({
     security: { apiKeys: { file: fx.apiKeysFile }, defaultAccess: "authenticated" },

@@ -14,22 +14,19 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { EchoService } from "../../gen/test/upstream/v1/echo_pb.js";
 import { curl } from "../support/curl.js";
-import { BUF } from "../support/buf-curl.js";
+import { buildUpstreamImage } from "../support/upstream-image.js";
 import { createGrpcJsClient, grpcServerStream, grpcServiceDefinition, grpcUnary, type GenericGrpcClient } from "../support/grpc-js-client.js";
 import { runProcess } from "../support/run-process.js";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { UpstreamProcess } from "../support/upstream-fleet.js";
 
-const root = join(import.meta.dirname, "../..");
 let dir: string;
 let image: string;
 const cleanup: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gateway-upstream-tls-"));
-  image = join(dir, "image.binpb");
-  const build = await runProcess(BUF, ["build", "-o", image, "--path", "proto/test/upstream"], { timeoutMs: 30_000, cwd: root });
-  expect(build.exitCode, build.stderr).toBe(0);
+  image = await buildUpstreamImage(dir);
 });
 
 afterAll(async () => {

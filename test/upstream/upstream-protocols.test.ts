@@ -24,6 +24,7 @@ import {
 import { connectNodeTransports, type TransportMatrix } from "../support/connect-transports.js";
 import { curl } from "../support/curl.js";
 import { BUF, bufCurl } from "../support/buf-curl.js";
+import { buildUpstreamImage } from "../support/upstream-image.js";
 import { runProcess } from "../support/run-process.js";
 import { decodeEnvelopes, encodeEnvelope } from "../support/envelope.js";
 import {
@@ -49,12 +50,10 @@ let matrix: TransportMatrix;
 
 beforeAll(async () => {
   imageDir = mkdtempSync(join(tmpdir(), "gateway-image-"));
-  const image = join(imageDir, "image.binpb");
-  const [started, build] = await Promise.all([
+  const [started, image] = await Promise.all([
     startUpstreams([{ id: "a" }]),
-    runProcess(BUF, ["build", "-o", image, "--path", "proto/test/upstream"], { timeoutMs: 30_000, cwd: join(import.meta.dirname, "../..") }),
+    buildUpstreamImage(imageDir),
   ]);
-  expect(build.exitCode, build.stderr).toBe(0);
   upstream = started[0];
   for (const mode of ["passthrough", "transcoding"] as const) {
     gateways[mode] = await startGateway({

@@ -13,7 +13,7 @@ import { createDeadlineSignal } from "@connectrpc/connect/protocol";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ObservedCall } from "../../interceptors/call-observer.js";
 import { requestIdFrom, REQUEST_ID_HEADER } from "../../interceptors/request-id.js";
-import { NodeHeadersView } from "./node-headers-view.js";
+import { nodeHeaderValue, NodeHeadersView } from "./node-headers-view.js";
 import type { WireFormat } from "./wire-formats.js";
 
 /** A unary method as connect's router registered it. */
@@ -153,12 +153,9 @@ export abstract class FastCall implements HandlerContext, ObservedCall {
   }
 
   requestHeaderValue(name: string): string | null {
-    // Read Node's own header object: no Headers copy. A request that replaced its header view
-    // (an interceptor writing to it) still answers from Node's headers, as observers only read
-    // what the client sent.
-    const value: unknown = this.headers[name];
-    if (typeof value === "string") return value;
-    return Array.isArray(value) ? value.join(", ") : null;
+    // Read Node's own header object: no Headers copy. Observers only read what the client sent
+    // (by lower-case name), so an interceptor writing to the header view does not matter here.
+    return nodeHeaderValue(this.headers, name);
   }
 
   setResponseHeader(name: string, value: string): void {

@@ -1,5 +1,14 @@
 import type { IncomingHttpHeaders } from "node:http";
 
+/** One header of Node's parsed headers by lower-case name, repeated values comma-joined, as Headers.get answers; null if absent. */
+export function nodeHeaderValue(source: IncomingHttpHeaders, key: string): string | null {
+  // HTTP/1.1 header objects are plain objects: "constructor" must not be found on the prototype.
+  if (!Object.hasOwn(source, key)) return null;
+  const value = source[key];
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
 /**
  * A read-mostly Headers view over Node's already-parsed request headers.
  * Building a real Headers object validates and copies every header on every call;
@@ -18,12 +27,7 @@ export class NodeHeadersView {
 
   get(name: string): string | null {
     if (this.copy) return this.copy.get(name);
-    const key = name.toLowerCase();
-    // HTTP/1.1 header objects are plain objects: "constructor" must not be found on the prototype.
-    if (!Object.hasOwn(this.source, key)) return null;
-    const value = this.source[key];
-    if (value === undefined) return null;
-    return Array.isArray(value) ? value.join(", ") : value;
+    return nodeHeaderValue(this.source, name.toLowerCase());
   }
 
   has(name: string): boolean {

@@ -61,43 +61,28 @@ export class ReplyBuilder {
     compression: Compression | null,
   ): UnaryReply | Promise<UnaryReply> {
     if (compression && output !== undefined && output.byteLength >= this.compressMinBytes) {
-      return compression.compress(output).then((compressed) => this.grpcReplyAsync(call, envelope(COMPRESSED_FLAG, compressed), error, compression));
+      return compression.compress(output).then((compressed) => this.grpcFrames(call, envelope(COMPRESSED_FLAG, compressed), error, compression));
     }
-    const frame = output === undefined ? undefined : envelope(0, output);
-    const headers = this.responseHeaders(call, compression);
-    const responseTrailer = call.peekResponseTrailer();
-    if (error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer))) {
-      if (call.format.protocol === "grpc") return { status: 200, headers, body: frame, trailers: OK_TRAILERS_OBJECT };
-      if (!compression) {
-        return { status: 200, headers, body: frame ? Buffer.concat([frame, OK_GRPC_WEB_TRAILER_FRAME]) : OK_GRPC_WEB_TRAILER_FRAME, trailers: undefined };
-      }
-    }
-    return this.grpcReplyAsync(call, frame, error, compression, headers);
+    return this.grpcFrames(call, output === undefined ? undefined : envelope(0, output), error, compression);
   }
 
-  /** gRPC and gRPC-web answers that carry trailers of their own, or need compression. */
-  private async grpcReplyAsync(
+  /** The message frame (if any) with the status: in HTTP trailers (gRPC) or a trailer frame (gRPC-web). */
+  private grpcFrames(
     call: FastCall,
     frame: Uint8Array | undefined,
     error: ConnectError | undefined,
     compression: Compression | null,
-    headers = this.responseHeaders(call, compression),
-  ): Promise<UnaryReply> {
-    const responseTrailer = call.peekResponseTrailer();
-    const plainTrailer = error === undefined && (responseTrailer === undefined || isEmpty(responseTrailer));
-    const trailer = plainTrailer ? OK_TRAILER : withStatus(call.responseTrailer, error);
-    if (call.format.protocol === "grpc") {
-      if (plainTrailer) return { status: 200, headers, body: frame, trailers: OK_TRAILERS_OBJECT };
-      const trailers = copyInto({}, trailer);
-      fixGrpcMessageTrailer(trailers);
-      return { status: 200, headers, body: frame, trailers };
-    }
-    let trailerFrame = plainTrailer ? OK_GRPC_WEB_TRAILER_FRAME : envelope(GRPC_WEB_TRAILER_FLAG, trailerSerialize(trailer));
+  ): UnaryReply | Promise<UnaryReply> {
+    const headers = this.responseHeaders(call, compression);
+    if (call.format.protocol === "grpc") return { status: 200, headers, body: frame, trailers: this.grpcTrailers(call, error) };
+    const trailerFrame = this.grpcWebTrailerFrame(call, error);
+    const withTrailer = (last: Uint8Array): UnaryReply => ({ status: 200, headers, body: frame ? Buffer.concat([frame, last]) : last, trailers: undefined });
     if (compression && trailerFrame.byteLength - ENVELOPE_HEADER_BYTES >= this.compressMinBytes) {
-      const compressed = await compression.compress(trailerFrame.subarray(ENVELOPE_HEADER_BYTES));
-      trailerFrame = envelope(GRPC_WEB_TRAILER_FLAG | COMPRESSED_FLAG, compressed);
+      return compression
+        .compress(trailerFrame.subarray(ENVELOPE_HEADER_BYTES))
+        .then((compressed) => withTrailer(envelope(GRPC_WEB_TRAILER_FLAG | COMPRESSED_FLAG, compressed)));
     }
-    return { status: 200, headers, body: frame ? Buffer.concat([frame, trailerFrame]) : trailerFrame, trailers: undefined };
+    return withTrailer(trailerFrame);
   }
 
   /** Response headers: content type, compression, the implementation's headers, then the observers'. */
@@ -159,15 +144,15 @@ export class ReplyBuilder {
     return { status, headers: copyInto({}, header), body, trailers: undefined };
   }
 
-  /** The HTTP trailers that end a gRPC stream. */
-  grpcStreamTrailers(call: FastCall, error: ConnectError | undefined): Readonly<Record<string, string | string[]>> {
+  /** The HTTP trailers that end a gRPC call or stream. */
+  grpcTrailers(call: FastCall, error: ConnectError | undefined): Readonly<Record<string, string | string[]>> {
     if (isPlain(call, error)) return OK_TRAILERS_OBJECT;
     const trailers = copyInto({}, withStatus(call.responseTrailer, error));
     fixGrpcMessageTrailer(trailers);
     return trailers;
   }
 
-  /** The trailer frame that ends a gRPC-web stream. */
+  /** The trailer frame that ends a gRPC-web call or stream. */
   grpcWebTrailerFrame(call: FastCall, error: ConnectError | undefined): Uint8Array {
     return isPlain(call, error) ? OK_GRPC_WEB_TRAILER_FRAME : envelope(GRPC_WEB_TRAILER_FLAG, trailerSerialize(withStatus(call.responseTrailer, error)));
   }

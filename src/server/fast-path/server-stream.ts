@@ -80,7 +80,7 @@ export async function runServerStream(
     call.writeBody(replies.connectEndStream(call, error));
     call.endResponse(undefined);
   } else if (protocol === "grpc") {
-    call.endResponse(replies.grpcStreamTrailers(call, error));
+    call.endResponse(replies.grpcTrailers(call, error));
   } else {
     call.writeBody(replies.grpcWebTrailerFrame(call, error));
     call.endResponse(undefined);
