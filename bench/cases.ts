@@ -6,7 +6,7 @@
 import { GreetRequestSchema, GreetResponseSchema, GreetStreamRequestSchema, GreetStreamResponseSchema } from "../gen/demo/v1/greeter_pb.js";
 import { EchoRequestSchema, EchoResponseSchema } from "../gen/test/upstream/v1/echo_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import type { Protocol } from "./servers/registry.js";
+import { DEFAULT_SERVERS, type Protocol } from "./servers/registry.js";
 import { wireRequest, type WireProtocol, type WireRequest } from "./lib/wire.js";
 
 export type Driver =
@@ -20,14 +20,26 @@ export interface LoadCase {
   group: string;
   title: string;
   protocol: Protocol;
-  /** Restrict to these server ids (default: every server serving `protocol`). */
+  /** Restrict to these server ids (default: those of DEFAULT_SERVERS serving `protocol`). */
   servers?: readonly string[];
+  /**
+   * The case's floor peer, one of `servers`: a plain Node program doing only the serving or
+   * forwarding, on Node's own http/http2 modules. The targets section also reports what it
+   * reaches on a target's measure, i.e. how far Node itself gets on this machine.
+   */
+  floor?: Floor;
   /** What one operation is: a call, or (server streaming) one response message. */
   unit: "call" | "msg";
   driver: Driver;
   request(): WireRequest;
   /** Part of `--quick`. */
   quick: boolean;
+}
+
+export interface Floor {
+  server: string;
+  /** What it does, for the report: "serving" or "forwarding". */
+  doing: string;
 }
 
 export interface MemoryCase {
@@ -106,8 +118,11 @@ const greetStream = (messageBytes: number, count: number) => () => {
 
 const STREAM_SERVERS = ["gateway", "grpc-js", "connect-node"] as const;
 const MEMORY_SERVERS = ["gateway", "grpc-js", "connect-node"] as const;
-/** The upstream called directly, and through the gateway's route to that same process. */
-const PROXY_SERVERS = ["echo-upstream", "gateway-proxy"] as const;
+/** The upstream called directly, through the gateway's route, and through the floor forwarder to that same process. */
+const PROXY_SERVERS = ["echo-upstream", "gateway-proxy", "node-http2-proxy"] as const;
+const PROXY_FLOOR: Floor = { server: "node-http2-proxy", doing: "forwarding" };
+/** The default servers of a case, plus what node:http alone reaches on the same call. */
+const CONNECT_H1_SERVERS = [...DEFAULT_SERVERS, "node-http1-json"] as const;
 
 export const CASES: readonly BenchCase[] = [
   // gRPC unary, small message, at three concurrencies (connections × streams per connection).
@@ -116,7 +131,7 @@ export const CASES: readonly BenchCase[] = [
   { kind: "load", id: "grpc-unary-8x32", group: "grpc", title: "gRPC unary Greet 8×32", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 8, streams: 32 }, request: greet("grpc"), quick: false },
   { kind: "load", id: "grpc-health-1x100", group: "grpc", title: "gRPC unary Health/Check 1×100", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: healthCheck, quick: true },
   // Connect JSON unary over HTTP/1.1 (wrk: one call in flight per connection) and over h2c.
-  { kind: "load", id: "connect-json-h1", group: "connect", title: "Connect JSON unary HTTP/1.1 ×50", protocol: "connect-h1", unit: "call", driver: { tool: "wrk", connections: 50 }, request: greet("connect-h1"), quick: true },
+  { kind: "load", id: "connect-json-h1", group: "connect", title: "Connect JSON unary HTTP/1.1 ×50", protocol: "connect-h1", servers: CONNECT_H1_SERVERS, floor: { server: "node-http1-json", doing: "serving" }, unit: "call", driver: { tool: "wrk", connections: 50 }, request: greet("connect-h1"), quick: true },
   { kind: "load", id: "connect-json-h2", group: "connect", title: "Connect JSON unary h2c 1×100", protocol: "connect-h2", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("connect-h2"), quick: true },
   // gRPC-web (binary) over h2c.
   { kind: "load", id: "grpc-web-1x100", group: "grpc-web", title: "gRPC-web unary h2c 1×100", protocol: "grpc-web", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("grpc-web"), quick: true },
@@ -125,19 +140,24 @@ export const CASES: readonly BenchCase[] = [
   { kind: "load", id: "stream-64k", group: "stream", title: "gRPC stream 64 KiB ×100/stream, 1×2", protocol: "grpc", servers: STREAM_SERVERS, unit: "msg", driver: { tool: "h2load", clients: 1, streams: 2 }, request: greetStream(64 * 1024, 100), quick: true },
   // The proxy path: client → gateway → @grpc/grpc-js upstream, next to the direct call to the
   // same upstream process; at full speed (throughput) and at a moderate fixed rate (latency added).
-  { kind: "load", id: "proxy-unary-1x100", group: "proxy", title: "gRPC unary Echo via proxy 1×100", protocol: "grpc", servers: PROXY_SERVERS, unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: echo, quick: true },
-  { kind: "load", id: "proxy-unary-1x10-2k", group: "proxy", title: "gRPC unary Echo via proxy 1×10 at 2,000 calls/s", protocol: "grpc", servers: PROXY_SERVERS, unit: "call", driver: { tool: "h2load", clients: 1, streams: 10, rps: 2000 }, request: echo, quick: true },
+  { kind: "load", id: "proxy-unary-1x100", group: "proxy", title: "gRPC unary Echo via proxy 1×100", protocol: "grpc", servers: PROXY_SERVERS, floor: PROXY_FLOOR, unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: echo, quick: true },
+  { kind: "load", id: "proxy-unary-1x10-2k", group: "proxy", title: "gRPC unary Echo via proxy 1×10 at 2,000 calls/s", protocol: "grpc", servers: PROXY_SERVERS, floor: PROXY_FLOOR, unit: "call", driver: { tool: "h2load", clients: 1, streams: 10, rps: 2000 }, request: echo, quick: true },
   // Memory, each server freshly started.
   { kind: "memory", id: "mem-idle-conns", group: "memory", title: "idle HTTP/2 connections", protocol: "grpc", servers: MEMORY_SERVERS, mode: "idle", quick: true },
   { kind: "memory", id: "mem-open-streams", group: "memory", title: "open server streams (GreetStream)", protocol: "grpc", servers: MEMORY_SERVERS, mode: "streams", quick: true },
 ];
 
-/** The issue's targets: reported after each run, never asserted. */
+/**
+ * The issue's targets: reported after each run, never asserted. When the target's case has a
+ * floor peer, the report adds what that floor reaches on the same measure.
+ */
 export interface Target {
   description: string;
   case: string;
   server: string;
   peer: string;
+  /** How the floor line names the peer (default: its id). */
+  peerName?: string;
   /** Met when the server's rate ÷ the peer's rate is at least this. */
   atLeast?: number;
   /** Met when the server's p99 − the peer's p99 is at most this many ms. */
@@ -148,7 +168,7 @@ export const TARGETS: readonly Target[] = [
   { description: "gRPC unary 1×100 (Greet): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-unary-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
   { description: "gRPC unary 1×100 (Greet), access log and metrics on: connect-gateway ≥ 1.0× @grpc/grpc-js req/s", case: "grpc-unary-1x100", server: "gateway+log", peer: "grpc-js", atLeast: 1.0 },
   { description: "gRPC unary 1×100 (Health/Check): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-health-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
-  { description: "Connect JSON unary HTTP/1.1: connect-gateway ≥ 5× bare connect-node req/s", case: "connect-json-h1", server: "gateway", peer: "connect-node", atLeast: 5 },
-  { description: "gRPC unary 1×100 via proxy: gateway → grpc-js upstream ≥ 0.6× the direct call's req/s", case: "proxy-unary-1x100", server: "gateway-proxy", peer: "echo-upstream", atLeast: 0.6 },
-  { description: "gRPC unary 1×10 at 2,000 calls/s via proxy: ≤ 2 ms p99 added to the direct call's", case: "proxy-unary-1x10-2k", server: "gateway-proxy", peer: "echo-upstream", p99AddedMsAtMost: 2 },
+  { description: "Connect JSON unary HTTP/1.1: connect-gateway ≥ 5× bare connect-node req/s", case: "connect-json-h1", server: "gateway", peer: "connect-node", peerName: "bare connect-node", atLeast: 5 },
+  { description: "gRPC unary 1×100 via proxy: gateway → grpc-js upstream ≥ 0.6× the direct call's req/s", case: "proxy-unary-1x100", server: "gateway-proxy", peer: "echo-upstream", peerName: "the direct call", atLeast: 0.6 },
+  { description: "gRPC unary 1×10 at 2,000 calls/s via proxy: ≤ 2 ms p99 added to the direct call's", case: "proxy-unary-1x10-2k", server: "gateway-proxy", peer: "echo-upstream", peerName: "the direct call", p99AddedMsAtMost: 2 },
 ];

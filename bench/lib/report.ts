@@ -1,5 +1,5 @@
 /** Ratios against the peers, the issue's targets, and the tables printed after a run. */
-import { TARGETS, type Target } from "../cases.js";
+import { CASES, TARGETS, type LoadCase, type Target } from "../cases.js";
 import { PEERS } from "../servers/registry.js";
 import type { LoadRow } from "./measure-load.js";
 import type { MemoryRow } from "./measure-memory.js";
@@ -35,29 +35,74 @@ export interface TargetResult extends Target {
   met: boolean | null;
   /** The peer's CPU µs per call ÷ the server's: the same comparison by cost, steadier on a busy machine. */
   byCpu: number | null;
+  /**
+   * The same measure for the case's floor peer (a plain Node program doing only the serving or
+   * forwarding), when that case has one and it ran: how far Node itself gets on this machine.
+   */
+  floor: FloorResult | null;
+}
+
+export interface FloorResult {
+  server: string;
+  /** "serving" or "forwarding" */
+  doing: string;
+  /** As TargetResult.measured, with the floor in the server's place. */
+  measured: number | null;
+  byCpu: number | null;
 }
 
 export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
   return TARGETS.filter((t) => rows.some((r) => r.case === t.case)).map((t) => {
-    const row = rows.find((r) => r.case === t.case && r.server === t.server);
     const peer = rows.find((r) => r.case === t.case && r.server === t.peer);
-    const byCpu = row?.cpuUsPerOp && peer?.cpuUsPerOp ? peer.cpuUsPerOp / row.cpuUsPerOp : null;
-    if (t.p99AddedMsAtMost !== undefined) {
-      const measured = row?.p99Ms != null && peer?.p99Ms != null ? row.p99Ms - peer.p99Ms : null;
-      return { ...t, measured, met: measured === null ? null : measured <= t.p99AddedMsAtMost, byCpu };
+    /** The target's measure for one server of its case, against the target's peer. */
+    const measure = (server: string) => {
+      const row = rows.find((r) => r.case === t.case && r.server === server);
+      const byCpu = row?.cpuUsPerOp && peer?.cpuUsPerOp ? peer.cpuUsPerOp / row.cpuUsPerOp : null;
+      const measured =
+        t.p99AddedMsAtMost !== undefined
+          ? row?.p99Ms != null && peer?.p99Ms != null
+            ? row.p99Ms - peer.p99Ms
+            : null
+          : row?.rate && peer?.rate
+            ? row.rate / peer.rate
+            : null;
+      return { ran: row !== undefined, measured, byCpu };
+    };
+    const { measured, byCpu } = measure(t.server);
+    const met = measured === null ? null : t.p99AddedMsAtMost !== undefined ? measured <= t.p99AddedMsAtMost : measured >= (t.atLeast ?? 0);
+    const floorSpec = CASES.find((c): c is LoadCase => c.id === t.case && c.kind === "load")?.floor;
+    let floor: FloorResult | null = null;
+    if (floorSpec) {
+      const f = measure(floorSpec.server);
+      if (f.ran) floor = { server: floorSpec.server, doing: floorSpec.doing, measured: f.measured, byCpu: f.byCpu };
     }
-    const measured = row?.rate && peer?.rate ? row.rate / peer.rate : null;
-    return { ...t, measured, met: measured === null ? null : measured >= (t.atLeast ?? 0), byCpu };
+    return { ...t, measured, met, byCpu, floor };
   });
 }
 
-/** One line of the targets section. */
+/** A target's measure as printed: "1.23×" or "+0.45 ms p99". */
+function formatMeasure(t: Target, measured: number | null): string {
+  if (measured === null) return "—";
+  return t.p99AddedMsAtMost !== undefined ? `${measured >= 0 ? "+" : ""}${fmt(measured, 2)} ms p99` : `${fmt(measured, 2)}×`;
+}
+
+const byCpuText = (byCpu: number | null) => `by CPU per call: ${byCpu === null ? "—" : `${fmt(byCpu, 2)}×`}`;
+
+/** The lines of one target in the targets section: the target, and under it its floor if there is one. */
 export function formatTarget(t: TargetResult): string {
-  const measured = t.measured === null ? "—" : t.p99AddedMsAtMost !== undefined ? `${t.measured >= 0 ? "+" : ""}${fmt(t.measured, 2)} ms p99` : `${fmt(t.measured, 2)}×`;
-  return (
-    `  ${t.met === null ? "n/a    " : t.met ? "MET    " : "not met"}  ${t.description}: measured ${measured}` +
-    ` (by CPU per call: ${t.byCpu === null ? "—" : `${fmt(t.byCpu, 2)}×`})`
-  );
+  const lines = [`  ${t.met === null ? "n/a    " : t.met ? "MET    " : "not met"}  ${t.description}: measured ${formatMeasure(t, t.measured)} (${byCpuText(t.byCpu)})`];
+  if (t.floor) {
+    const f = t.floor;
+    const peer = t.peerName ?? t.peer;
+    const reaches =
+      f.measured === null
+        ? "no result"
+        : t.p99AddedMsAtMost !== undefined
+          ? `adds ${formatMeasure(t, f.measured)} to ${peer}'s`
+          : `reaches ${formatMeasure(t, f.measured)} ${peer}'s req/s`;
+    lines.push(`           floor, a plain Node program doing only the ${f.doing}: ${f.server} ${reaches} (${byCpuText(f.byCpu)})`);
+  }
+  return lines.join("\n");
 }
 
 export interface InterceptorCost {

@@ -278,6 +278,45 @@ function gatewayProxySpec(id: string, passthrough: boolean, description: string)
   return spec;
 }
 
+/**
+ * The floor of the proxy cases: a minimal forwarder on node:http2 alone (one shared upstream
+ * session, bodies read whole, headers and trailers relayed as they came) → the shared echo
+ * upstream. Its pid is the forwarder's alone, as the gateway-proxy rows measure the gateway's.
+ */
+const nodeHttp2ProxySpec: ServerSpec = {
+  id: "node-http2-proxy",
+  description: "floor: a minimal gRPC forwarder on node:http2 alone → echo-upstream, one shared upstream session (servers/node-http2-proxy-server.ts)",
+  protocols: ["grpc"],
+  async start(options = {}) {
+    const upstream = await acquireEchoUpstream(options);
+    try {
+      const child = spawnNode("bench/servers/node-http2-proxy-server.ts", ["0", String(upstream.port)], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
+      const stderr = tailOf(child);
+      try {
+        const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+        const url = `http://127.0.0.1:${port}`;
+        await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, echoProbe);
+        return {
+          spec: nodeHttp2ProxySpec,
+          pid: child.pid!,
+          endpoint: (protocol) => (protocol === "grpc" ? { url, httpVersion: "2" } : undefined),
+          stderrTail: stderr,
+          async stop(graceMs = 3000) {
+            await stopChild(child, graceMs);
+            await upstream.release(graceMs);
+          },
+        };
+      } catch (error) {
+        await stopChild(child, 500);
+        throw error;
+      }
+    } catch (error) {
+      await upstream.release(500);
+      throw error;
+    }
+  },
+};
+
 const grpcJsSpec: ServerSpec = {
   id: "grpc-js",
   description: "plain @grpc/grpc-js server, same implementations, protobuf-es (de)serialisation",
@@ -318,17 +357,42 @@ const connectNodeSpec: ServerSpec = {
   },
 };
 
+/** The floor of the Connect JSON HTTP/1.1 case: Greet as Connect JSON on node:http alone. */
+const nodeHttp1JsonSpec: ServerSpec = {
+  id: "node-http1-json",
+  description: "floor: Greet as Connect unary JSON on node:http alone, same greeter implementation (servers/node-http1-json-server.ts)",
+  protocols: ["connect-h1"],
+  async start(options = {}) {
+    const child = spawnNode("bench/servers/node-http1-json-server.ts", ["0"], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
+    const stderr = tailOf(child);
+    try {
+      const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+      const h1: Endpoint = { url: `http://127.0.0.1:${port}`, httpVersion: "1.1" };
+      // JSON: it serves nothing else (connect-node's client defaults to binary).
+      await untilAnswering(createConnectTransport({ baseUrl: h1.url, httpVersion: "1.1", useBinaryFormat: false }), child, stderr, START_TIMEOUT_MS);
+      return running(nodeHttp1JsonSpec, child, stderr, { "connect-h1": h1 });
+    } catch (error) {
+      await stopChild(child, 500);
+      throw error;
+    }
+  },
+};
+
 /** Every server, in the order rows are printed. Ratios are taken against PEERS. */
 export const SERVERS: readonly ServerSpec[] = [
   gatewaySpec("gateway", { GATEWAY_LOG_LEVEL: "silent" }, "connect-gateway, GATEWAY_LOG_LEVEL=silent (default interceptor chain, logger a no-op)"),
   gatewaySpec("gateway+log", { GATEWAY_LOG_LEVEL: "info" }, "connect-gateway, GATEWAY_LOG_LEVEL=info, stdout to /dev/null (default interceptors doing their work)"),
   grpcJsSpec,
   connectNodeSpec,
+  // Floor of connect-json-h1 (cases.ts names it): what node:http itself reaches on that call.
+  nodeHttp1JsonSpec,
   // Opt-in (--servers=...): the gateway with its unary fast path switched off.
   gatewaySpec("gateway-nofast", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_FAST_PATH: "false" }, "connect-gateway, GATEWAY_FAST_PATH=false, log silent (every call through connect-node)"),
   // The proxy cases (cases.ts names them): the upstream directly, and through the gateway.
   echoUpstreamSpec,
   gatewayProxySpec("gateway-proxy", true, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten), log silent"),
+  // Floor of the proxy cases: what a forwarder on node:http2 alone reaches to the same upstream.
+  nodeHttp2ProxySpec,
   // Opt-in (--servers=...): the same route with pass-through off, so gRPC is decoded and re-encoded.
   gatewayProxySpec("gateway-proxy-transcoded", false, "connect-gateway → echo-upstream, pass-through off (decoded and re-encoded), log silent"),
 ];
