@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
+import * as http2 from "node:http2";
 import * as https from "node:https";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
@@ -58,6 +59,60 @@ describe("one cleartext port for HTTP/1.1 and HTTP/2", () => {
     expect(one.headers["content-type"]).toMatch(/application\/json/);
     const two = await http2Get(`http://127.0.0.1:${gw.port}`, "/no-such-page");
     expect(two.status).toBe(404);
+  });
+});
+
+describe("HTTP/2: an answer given before the request body was read", () => {
+  // A 415 (unsupported content type) is answered before the body is read, by connect-node.
+  const earlyAnswered = {
+    ":method": "POST",
+    ":path": "/demo.v1.GreeterService/Greet",
+    "content-type": "text/plain",
+  };
+  let gw: StartedGateway;
+  let session: http2.ClientHttp2Session;
+  beforeAll(async () => {
+    gw = await startGateway();
+    session = http2.connect(gw.url);
+  });
+  afterAll(async () => {
+    session.close();
+    await gw.close();
+  });
+
+  /** Opens an early-answered stream, its body not sent yet; resolves once the whole answer arrived. */
+  function openEarlyAnswered(): Promise<{ stream: http2.ClientHttp2Stream; status: number }> {
+    return new Promise((resolve, reject) => {
+      const stream = session.request(earlyAnswered);
+      let status = 0;
+      stream.on("response", (headers) => (status = Number(headers[":status"])));
+      stream.on("end", () => resolve({ stream, status }));
+      stream.on("error", reject);
+      stream.resume();
+    });
+  }
+
+  it("is not reset while the client is still sending: it finishes its upload, and the stream ends cleanly", async () => {
+    const { stream, status } = await openEarlyAnswered();
+    expect(status).toBe(415);
+    // Node's own behaviour was to reset the stream one tick after the answer, and nghttp2 sent
+    // that reset ahead of the answer now and then: the answer was lost.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(stream.closed, "stream still open for the rest of the upload").toBe(false);
+    const closed = new Promise<number | undefined>((resolve) => stream.on("close", () => resolve(stream.rstCode)));
+    stream.end('{"name":"x"}');
+    expect(await closed).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  });
+
+  it("closes the stream with NO_ERROR once the grace period is over if the upload goes on", async () => {
+    const startedAt = Date.now();
+    const { stream, status } = await openEarlyAnswered();
+    expect(status).toBe(415);
+    stream.write("still sending…");
+    const rstCode = await new Promise<number | undefined>((resolve) => stream.on("close", () => resolve(stream.rstCode)));
+    expect(rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(900);
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
   });
 });
 
