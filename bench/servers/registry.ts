@@ -246,6 +246,24 @@ function echoImage(): string {
   return path;
 }
 
+/** A proxy (gRPC over h2c at `url`) in front of the shared echo upstream; stopping it releases the upstream. */
+function runningProxy(
+  spec: ServerSpec,
+  child: ChildProcess,
+  stderr: () => string,
+  url: string,
+  upstream: { release(graceMs: number): Promise<void> },
+): RunningServer {
+  const proxy = running(spec, child, stderr, { grpc: { url, httpVersion: "2" } });
+  return {
+    ...proxy,
+    async stop(graceMs = 3000) {
+      await proxy.stop(graceMs);
+      await upstream.release(graceMs);
+    },
+  };
+}
+
 /** The gateway with one route, test.upstream.v1.EchoService → the shared echo upstream; its pid is the gateway's alone. */
 function gatewayProxySpec(id: string, passthrough: boolean, description: string): ServerSpec {
   const spec: ServerSpec = {
@@ -259,16 +277,7 @@ function gatewayProxySpec(id: string, passthrough: boolean, description: string)
         const route = { match: EchoService.typeName, target: `127.0.0.1:${upstream.port}`, passthrough };
         writeFileSync(configFile, JSON.stringify({ upstreams: { images: [echoImage()], routes: [route] } }));
         const { child, stderr, url } = await startGateway({ GATEWAY_LOG_LEVEL: "silent", GATEWAY_CONFIG_FILE: configFile }, options, echoProbe);
-        return {
-          spec,
-          pid: child.pid!,
-          endpoint: (protocol) => (protocol === "grpc" ? { url, httpVersion: "2" } : undefined),
-          stderrTail: stderr,
-          async stop(graceMs = 3000) {
-            await stopChild(child, graceMs);
-            await upstream.release(graceMs);
-          },
-        };
+        return runningProxy(spec, child, stderr, url, upstream);
       } catch (error) {
         await upstream.release(500);
         throw error;
@@ -296,16 +305,7 @@ const nodeHttp2ProxySpec: ServerSpec = {
         const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
         const url = `http://127.0.0.1:${port}`;
         await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, echoProbe);
-        return {
-          spec: nodeHttp2ProxySpec,
-          pid: child.pid!,
-          endpoint: (protocol) => (protocol === "grpc" ? { url, httpVersion: "2" } : undefined),
-          stderrTail: stderr,
-          async stop(graceMs = 3000) {
-            await stopChild(child, graceMs);
-            await upstream.release(graceMs);
-          },
-        };
+        return runningProxy(nodeHttp2ProxySpec, child, stderr, url, upstream);
       } catch (error) {
         await stopChild(child, 500);
         throw error;
