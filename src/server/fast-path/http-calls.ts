@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import type { HttpRequest, HttpResponse } from "../http-types.js";
 import { FastCall, type FastSpec, type UnaryReply } from "./fast-call.js";
+import { writeAtEndOfTurn, type DeferredWrite } from "./end-of-turn-writes.js";
 import { OK_TRAILERS_OBJECT } from "./replies.js";
 import type { AcceptedRequest } from "./rpc-fast-path.js";
 
@@ -110,7 +111,9 @@ export class Http2Call extends FastCall {
 }
 
 /** A fast-path call that arrived through Node's request API (HTTP/1.1, or HTTP/2 via the compatibility layer). */
-export class HttpRequestCall extends FastCall {
+export class HttpRequestCall extends FastCall implements DeferredWrite {
+  private deferredReply: UnaryReply | undefined;
+
   constructor(
     private readonly route: FastRoute,
     accepted: AcceptedRequest,
@@ -121,6 +124,26 @@ export class HttpRequestCall extends FastCall {
   }
 
   write(reply: UnaryReply): void {
+    // HTTP/2 (here through the compatibility layer) already coalesces a connection's writes.
+    if (this.req.httpVersionMajor !== 1) {
+      this.writeReply(reply);
+      return;
+    }
+    this.deferredReply = reply;
+    writeAtEndOfTurn(this);
+  }
+
+  writeNow(): void {
+    const reply = this.deferredReply!;
+    this.deferredReply = undefined;
+    this.writeReply(reply);
+  }
+
+  failWrite(error: unknown): void {
+    this.fail(error);
+  }
+
+  private writeReply(reply: UnaryReply): void {
     if (this.isGone()) return;
     const res = this.res;
     res.writeHead(reply.status, reply.headers);
