@@ -133,12 +133,14 @@ export class HttpRequestCall extends FastCall implements DeferredWrite {
     writeAtEndOfTurn(this);
   }
 
+  /** The end of the turn has come: write the answer kept by write(). */
   writeNow(): void {
     const reply = this.deferredReply!;
     this.deferredReply = undefined;
     this.writeReply(reply);
   }
 
+  /** Writing the kept answer threw: log it and cut the call, as an immediate write would. */
   failWrite(error: unknown): void {
     this.fail(error);
   }
