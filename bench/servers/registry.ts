@@ -265,7 +265,7 @@ function runningProxy(
 }
 
 /** The gateway with one route, test.upstream.v1.EchoService → the shared echo upstream; its pid is the gateway's alone. */
-function gatewayProxySpec(id: string, passthrough: boolean, description: string): ServerSpec {
+function gatewayProxySpec(id: string, routeOptions: { passthrough: boolean; passthroughClient?: "gateway" | "node" }, description: string): ServerSpec {
   const spec: ServerSpec = {
     id,
     description,
@@ -274,7 +274,8 @@ function gatewayProxySpec(id: string, passthrough: boolean, description: string)
       const upstream = await acquireEchoUpstream(options);
       try {
         const configFile = join(scratch(), `${id}.json`);
-        const route = { match: EchoService.typeName, target: `127.0.0.1:${upstream.port}`, passthrough };
+        const { passthrough, passthroughClient } = routeOptions;
+        const route = { match: EchoService.typeName, target: `127.0.0.1:${upstream.port}`, passthrough, ...(passthroughClient && { connection: { passthroughClient } }) };
         writeFileSync(configFile, JSON.stringify({ upstreams: { images: [echoImage()], routes: [route] } }));
         const { child, stderr, url } = await startGateway({ GATEWAY_LOG_LEVEL: "silent", GATEWAY_CONFIG_FILE: configFile }, options, echoProbe);
         return runningProxy(spec, child, stderr, url, upstream);
@@ -390,11 +391,13 @@ export const SERVERS: readonly ServerSpec[] = [
   gatewaySpec("gateway-nofast", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_FAST_PATH: "false" }, "connect-gateway, GATEWAY_FAST_PATH=false, log silent (every call through connect-node)"),
   // The proxy cases (cases.ts names them): the upstream directly, and through the gateway.
   echoUpstreamSpec,
-  gatewayProxySpec("gateway-proxy", true, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten), log silent"),
+  gatewayProxySpec("gateway-proxy", { passthrough: true }, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten) on the gateway's own HTTP/2 client, log silent"),
   // Floor of the proxy cases: what a forwarder on node:http2 alone reaches to the same upstream.
   nodeHttp2ProxySpec,
   // Opt-in (--servers=...): the same route with pass-through off, so gRPC is decoded and re-encoded.
-  gatewayProxySpec("gateway-proxy-transcoded", false, "connect-gateway → echo-upstream, pass-through off (decoded and re-encoded), log silent"),
+  gatewayProxySpec("gateway-proxy-transcoded", { passthrough: false }, "connect-gateway → echo-upstream, pass-through off (decoded and re-encoded), log silent"),
+  // Opt-in (--servers=...): the pass-through on Node's http2 client, as before the gateway had its own.
+  gatewayProxySpec("gateway-proxy-node-client", { passthrough: true, passthroughClient: "node" }, "connect-gateway → echo-upstream, gRPC pass-through on Node's http2 client (connection.passthroughClient: node), log silent"),
 ];
 
 /** Servers a case uses unless --servers names others. */

@@ -111,6 +111,12 @@ const connectionSchema = z
     connectTimeoutMs: positiveMs.default(5_000),
     /** HTTP/2 PING keep-alive interval while calls are open; 0 disables. */
     keepAliveMs: z.number().int().min(0).default(30_000),
+    /**
+     * The HTTP/2 client of the gRPC pass-through for unary and server-streaming calls: the
+     * gateway's own (`gateway`, several times cheaper per call) or Node's http2 module (`node`,
+     * as every other upstream call uses). Streaming requests always use Node's.
+     */
+    passthroughClient: z.enum(["gateway", "node"]).default("gateway"),
   })
   .strict();
 

@@ -37,6 +37,11 @@ export interface UpstreamCallOptions {
   idempotent: boolean;
   /** The request can be sent again (it is fully known, not a stream being consumed). */
   replayable: boolean;
+  /**
+   * The attempt opens its connection itself (the pass-through's own HTTP/2 client) and reports a
+   * failure to connect as "not sent": the cluster then skips connecting the endpoint's Node session.
+   */
+  connectsItself?: boolean;
 }
 
 /** One attempt against one endpoint; `timeoutMs` is what is left of the call's deadline. */
@@ -154,7 +159,7 @@ export class Cluster {
       endpoint.inFlight++;
       let started = false;
       try {
-        if (!endpoint.sessions.isConnected) {
+        if (options.connectsItself !== true && !endpoint.sessions.isConnected) {
           const failure = await endpoint.sessions.connect();
           if (failure !== undefined) throw markNotSent(ConnectError.from(failure, Code.Unavailable));
         }

@@ -2,7 +2,9 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { markNotSent } from "./upstream-errors.js";
 import { Http2SessionManager } from "@connectrpc/connect-node";
+import { Http2ClientConnection } from "./http2-client/client-connection.js";
 
 export interface EndpointSessionOptions {
   /** `http://ip:port` or `https://ip:port`. */
@@ -30,6 +32,10 @@ export class EndpointSessions {
   private sessionExpiresAt = Number.POSITIVE_INFINITY;
   private readonly draining = new Set<Http2SessionManager>();
   private closed = false;
+  /** The gRPC pass-through's own connection (see http2-client/), and when it is due for replacement. */
+  private passthrough: Http2ClientConnection | undefined;
+  private passthroughExpiresAt = Number.POSITIVE_INFINITY;
+  private readonly passthroughDraining = new Set<Http2ClientConnection>();
   private readonly aliveNoticeIntervalMs: number;
   private nextAliveNoticeAt = 0;
 
@@ -54,6 +60,45 @@ export class EndpointSessions {
     const stream = await manager.request(method, path, headers, options);
     if (stream.session !== this.session && manager === this.manager) this.adopt(stream.session as http2.ClientHttp2Session);
     return stream;
+  }
+
+  /**
+   * The connection the gRPC pass-through sends whole-body calls on: the gateway's own HTTP/2
+   * client (http2-client/), cheaper per call than Node's. It has the same connect timeout, TLS
+   * settings, keep-alive and maximum age as the Node connection, which stays for everything
+   * else (transcoded calls, health checks, streaming requests). Throws a "not sent"
+   * UNAVAILABLE once the endpoint is closed.
+   */
+  passthroughConnection(): Http2ClientConnection {
+    if (this.closed) throw markNotSent(new ConnectError(`connection to ${this.authority} is closed`, Code.Unavailable));
+    let connection = this.passthrough;
+    if (connection !== undefined && (!connection.acceptsStreams || Date.now() >= this.passthroughExpiresAt)) {
+      this.passthrough = undefined;
+      if (connection.acceptsStreams) {
+        this.passthroughDraining.add(connection);
+        connection.close("replaced after its maximum age");
+      }
+      connection = undefined;
+    }
+    if (connection === undefined) {
+      const url = new URL(this.options.baseUrl);
+      const created = new Http2ClientConnection({
+        host: url.hostname.replace(/^\[|\]$/g, ""),
+        port: Number(url.port || (this.options.tls ? 443 : 80)),
+        authority: url.host,
+        tls: this.options.tls,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        keepAliveMs: this.options.keepAliveMs,
+      });
+      created.onClose = () => {
+        this.passthroughDraining.delete(created);
+        if (this.passthrough === created) this.passthrough = undefined;
+      };
+      const maxAge = this.options.maxConnectionAgeMs;
+      this.passthroughExpiresAt = maxAge > 0 ? Date.now() + maxAge * (0.9 + Math.random() * 0.2) : Number.POSITIVE_INFINITY;
+      this.passthrough = connection = created;
+    }
+    return connection;
   }
 
   /**
@@ -88,6 +133,7 @@ export class EndpointSessions {
   drain(): void {
     this.closed = true;
     this.session?.close();
+    this.passthrough?.close("the endpoint was removed");
     for (const manager of this.draining) manager.abort();
   }
 
@@ -95,6 +141,8 @@ export class EndpointSessions {
   abort(): void {
     this.closed = true;
     this.manager.abort();
+    this.passthrough?.destroy(`connection to ${this.authority} was closed`);
+    for (const connection of this.passthroughDraining) connection.destroy(`connection to ${this.authority} was closed`);
     for (const manager of this.draining) manager.abort();
   }
 

@@ -6,6 +6,7 @@ import type { Logger } from "../ops/logger.js";
 import type { CancelSignal, Cluster, Leased, UpstreamCallOptions } from "./cluster.js";
 import type { Endpoint } from "./endpoint.js";
 import type { EndpointSessions } from "./endpoint-sessions.js";
+import type { Http2ClientStream } from "./http2-client/client-stream.js";
 import { formatGrpcTimeout, parseGrpcTimeout, upstreamTimeoutMs } from "./deadline.js";
 import { relayNodeResponseMetadata, type HeaderPolicy } from "./header-policy.js";
 import { markNotSent } from "./upstream-errors.js";
@@ -31,6 +32,8 @@ export interface PassthroughTarget {
   headers: HeaderPolicy;
   /** The route's longest upstream call; 0 means no limit. */
   routeMaxTimeoutMs: number;
+  /** Whole-body calls go over the gateway's own HTTP/2 client (http2-client/), not Node's. */
+  ownClient: boolean;
 }
 
 export interface PassthroughOptions {
@@ -40,9 +43,15 @@ export interface PassthroughOptions {
   maxClientTimeoutMs: number;
 }
 
+/**
+ * An upstream stream as the relay uses it: Node's ClientHttp2Stream, or the gateway's own
+ * client's stream, which has the same events and members (`failure` only on the latter).
+ */
+type UpstreamStream = http2.ClientHttp2Stream | Http2ClientStream;
+
 /** The upstream's answer once its response headers arrived. */
 interface UpstreamAnswer {
-  upstream: http2.ClientHttp2Stream;
+  upstream: UpstreamStream;
   headers: http2.IncomingHttpHeaders;
   /** The headers were the whole response (a gRPC "trailers-only" status). */
   trailersOnly: boolean;
@@ -135,12 +144,12 @@ class PassthroughCall {
   private bodyChunks: Buffer[] | undefined;
   private bodySize = 0;
   /** The latest attempt's upstream stream. */
-  private upstream: http2.ClientHttp2Stream | undefined;
+  private upstream: UpstreamStream | undefined;
   /** Rejects the attempt waiting for its response headers (set only while it waits). */
   private rejectPending: ((reason: ConnectError) => void) | undefined;
   private leased: Leased<UpstreamAnswer> | undefined;
-  /** The upstream stream whose response is being relayed to the client, and its connection. */
-  private relayed: http2.ClientHttp2Stream | undefined;
+  /** The upstream stream whose response is being relayed to the client, and its Node connection (if it is one). */
+  private relayed: UpstreamStream | undefined;
   private relayedSessions: EndpointSessions | undefined;
   private awaitingDrain = false;
   private responded = false;
@@ -228,6 +237,7 @@ class PassthroughCall {
       timeoutMs: this.timeoutMs,
       idempotent: target.idempotent,
       replayable: this.route.replayable,
+      connectsItself: this.usesOwnClient(),
     };
     target.cluster.invoke(call, this.attempt).then(this.onLeased, this.onInvokeFailed);
   };
@@ -246,6 +256,11 @@ class PassthroughCall {
     this.relayResponse(leased.value, leased.endpoint.sessions);
   };
 
+  /** Whether attempts go over the gateway's own HTTP/2 client: it takes requests known whole. */
+  private usesOwnClient(): boolean {
+    return this.route.target.ownClient && this.body !== undefined;
+  }
+
   /** One upstream stream; resolves with its response headers, rejects when it fails before them. */
   private readonly attempt = (endpoint: Endpoint, remainingMs: number | undefined): Promise<UpstreamAnswer> => {
     const sessions = endpoint.sessions;
@@ -258,6 +273,15 @@ class PassthroughCall {
     this.route.target.headers.forwardNode(incoming, headers);
     injectTraceHeaders(headers);
     if (remainingMs !== undefined) headers["grpc-timeout"] = formatGrpcTimeout(remainingMs);
+    if (this.usesOwnClient()) {
+      let upstream: Http2ClientStream;
+      try {
+        upstream = sessions.passthroughConnection().request(this.path, headers, this.body!);
+      } catch (error) {
+        return Promise.reject(markNotSent(ConnectError.from(error, Code.Unavailable)));
+      }
+      return this.exchange(upstream, undefined);
+    }
     return sessions.request("POST", this.path, headers, NO_REQUEST_OPTIONS).then(
       (upstream) => this.exchange(upstream, sessions),
       (error: unknown) => {
@@ -267,9 +291,11 @@ class PassthroughCall {
     );
   };
 
-  private exchange(upstream: http2.ClientHttp2Stream, sessions: EndpointSessions): Promise<UpstreamAnswer> {
+  /** Wait for the response headers of `upstream`; `sessions` is its Node connection, or undefined for the own client (which sent the body already). */
+  private exchange(upstream: UpstreamStream, sessions: EndpointSessions | undefined): Promise<UpstreamAnswer> {
     this.upstream = upstream;
-    upstream.on("error", noop);
+    // Node's streams emit 'error' (unhandled, it would end the process); the own client's never do.
+    if (sessions !== undefined) upstream.on("error", noop);
     if (this.signal.aborted) {
       upstream.close(NGHTTP2_CANCEL);
       return Promise.reject(ConnectError.from(this.signal.reason));
@@ -299,8 +325,10 @@ class PassthroughCall {
         }
         resolve({ upstream, headers: responseHeaders, trailersOnly });
       });
-      if (this.body !== undefined) upstream.end(this.body);
-      else this.stream.pipe(upstream);
+      if (sessions === undefined) return;
+      const nodeStream = upstream as http2.ClientHttp2Stream;
+      if (this.body !== undefined) nodeStream.end(this.body);
+      else this.stream.pipe(nodeStream);
     });
   }
 
@@ -314,12 +342,15 @@ class PassthroughCall {
     }
     this.responded = true;
     this.relayed = upstream;
-    this.relayedSessions = sessions;
+    // Only Node's connections need to hear that response bytes arrived (their keep-alive timer).
+    this.relayedSessions = this.usesOwnClient() ? undefined : sessions;
     this.stream.respond(out, WAIT_FOR_TRAILERS);
     this.stream.on("wantTrailers", this.onWantTrailers);
     upstream.on("trailers", this.onUpstreamTrailers);
     upstream.on("data", this.onUpstreamData);
     upstream.on("end", this.onUpstreamEnd);
+    // The own client's stream holds what arrived with the headers until now (Node's resumes itself on "data").
+    upstream.resume();
   }
 
   private readonly onUpstreamTrailers = (trailers: http2.IncomingHttpHeaders): void => {
@@ -329,7 +360,7 @@ class PassthroughCall {
   /** A lean pipe: forward each chunk, pause the upstream while the client's side is full. */
   private readonly onUpstreamData = (chunk: Buffer): void => {
     const upstream = this.relayed!;
-    this.relayedSessions!.notifyResponseByteRead(upstream);
+    this.relayedSessions?.notifyResponseByteRead(upstream as http2.ClientHttp2Stream);
     if (this.stream.destroyed) return;
     if (!this.stream.write(chunk) && !this.awaitingDrain) {
       this.awaitingDrain = true;
@@ -348,7 +379,7 @@ class PassthroughCall {
   };
 
   /** Without an END_STREAM from the upstream (reset, connection lost), end the response ourselves. */
-  private onUpstreamClose(upstream: http2.ClientHttp2Stream): void {
+  private onUpstreamClose(upstream: UpstreamStream): void {
     if (upstream !== this.relayed) return;
     if (upstream.readableEnded || this.stream.writableEnded) return;
     this.override ??= streamClosedError(upstream);
@@ -480,7 +511,9 @@ function statusOf(trailers: http2.IncomingHttpHeaders): ConnectError | undefined
 }
 
 /** Why an upstream stream ended without a status (gRPC's mapping of HTTP/2 reset codes). */
-function streamClosedError(upstream: http2.ClientHttp2Stream): ConnectError {
+function streamClosedError(upstream: UpstreamStream): ConnectError {
+  // The own client says why when it knows more than a reset code (connection lost, GOAWAY).
+  if ("failure" in upstream && upstream.failure !== undefined) return upstream.failure;
   const code = upstream.rstCode;
   if (code === http2.constants.NGHTTP2_REFUSED_STREAM) {
     return markNotSent(new ConnectError("upstream refused the stream (REFUSED_STREAM)", Code.Unavailable));

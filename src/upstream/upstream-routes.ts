@@ -78,6 +78,7 @@ export async function startUpstreamRoutes(config: GatewayConfig, logger: Logger,
           idempotent: isIdempotent(method, idempotentMethods),
           headers,
           routeMaxTimeoutMs: route.timeoutMs,
+          ownClient: route.connection.passthroughClient === "gateway",
         });
       }
     }

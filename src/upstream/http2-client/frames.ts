@@ -1,0 +1,165 @@
+/** HTTP/2 frame layout (RFC 9113 §4, §6): the constants and the two halves, writing and reading. */
+
+export const FRAME_HEADER_BYTES = 9;
+/** The smallest SETTINGS_MAX_FRAME_SIZE a peer may announce, and every peer's default. */
+export const DEFAULT_MAX_FRAME_SIZE = 16_384;
+export const MAX_ALLOWED_FRAME_SIZE = 16_777_215;
+export const DEFAULT_WINDOW_SIZE = 65_535;
+export const MAX_WINDOW_SIZE = 2 ** 31 - 1;
+export const MAX_STREAM_ID = 2 ** 31 - 1;
+
+export const CONNECTION_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+export const FrameType = {
+  DATA: 0x0,
+  HEADERS: 0x1,
+  PRIORITY: 0x2,
+  RST_STREAM: 0x3,
+  SETTINGS: 0x4,
+  PUSH_PROMISE: 0x5,
+  PING: 0x6,
+  GOAWAY: 0x7,
+  WINDOW_UPDATE: 0x8,
+  CONTINUATION: 0x9,
+} as const;
+
+export const Flag = {
+  END_STREAM: 0x1,
+  ACK: 0x1,
+  END_HEADERS: 0x4,
+  PADDED: 0x8,
+  PRIORITY: 0x20,
+} as const;
+
+export const Setting = {
+  HEADER_TABLE_SIZE: 0x1,
+  ENABLE_PUSH: 0x2,
+  MAX_CONCURRENT_STREAMS: 0x3,
+  INITIAL_WINDOW_SIZE: 0x4,
+  MAX_FRAME_SIZE: 0x5,
+  MAX_HEADER_LIST_SIZE: 0x6,
+} as const;
+
+/** HTTP/2 error codes (RFC 9113 §7), as carried by RST_STREAM and GOAWAY. */
+export const Http2ErrorCode = {
+  NO_ERROR: 0x0,
+  PROTOCOL_ERROR: 0x1,
+  INTERNAL_ERROR: 0x2,
+  FLOW_CONTROL_ERROR: 0x3,
+  SETTINGS_TIMEOUT: 0x4,
+  STREAM_CLOSED: 0x5,
+  FRAME_SIZE_ERROR: 0x6,
+  REFUSED_STREAM: 0x7,
+  CANCEL: 0x8,
+  COMPRESSION_ERROR: 0x9,
+  CONNECT_ERROR: 0xa,
+  ENHANCE_YOUR_CALM: 0xb,
+  INADEQUATE_SECURITY: 0xc,
+  HTTP_1_1_REQUIRED: 0xd,
+} as const;
+
+/** A violation of the protocol by the peer that ends the whole connection with `code` (RFC 9113 §5.4.1). */
+export class Http2ConnectionError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "Http2ConnectionError";
+  }
+}
+
+/** Write a frame header (length, type, flags, stream id) at `offset` of `target`. */
+export function writeFrameHeader(target: Buffer, offset: number, length: number, type: number, flags: number, streamId: number): void {
+  target[offset] = (length >>> 16) & 0xff;
+  target[offset + 1] = (length >>> 8) & 0xff;
+  target[offset + 2] = length & 0xff;
+  target[offset + 3] = type;
+  target[offset + 4] = flags;
+  target.writeUInt32BE(streamId & MAX_STREAM_ID, offset + 5);
+}
+
+/** One whole frame: header plus `payload`. */
+export function encodeFrame(type: number, flags: number, streamId: number, payload?: Buffer): Buffer {
+  const length = payload === undefined ? 0 : payload.length;
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+  writeFrameHeader(frame, 0, length, type, flags, streamId);
+  if (payload !== undefined) payload.copy(frame, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/** A frame with a 4-byte payload (WINDOW_UPDATE, RST_STREAM). */
+export function encodeUint32Frame(type: number, streamId: number, value: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4);
+  writeFrameHeader(frame, 0, 4, type, 0, streamId);
+  frame.writeUInt32BE(value, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/** A SETTINGS frame from `[identifier, value]` pairs. */
+export function encodeSettings(settings: ReadonlyArray<readonly [number, number]>): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + settings.length * 6);
+  writeFrameHeader(frame, 0, settings.length * 6, FrameType.SETTINGS, 0, 0);
+  let offset = FRAME_HEADER_BYTES;
+  for (const [id, value] of settings) {
+    frame.writeUInt16BE(id, offset);
+    frame.writeUInt32BE(value, offset + 2);
+    offset += 6;
+  }
+  return frame;
+}
+
+/** GOAWAY with the last stream id we processed and why we leave. */
+export function encodeGoaway(lastStreamId: number, code: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 8);
+  writeFrameHeader(frame, 0, 8, FrameType.GOAWAY, 0, 0);
+  frame.writeUInt32BE(lastStreamId & MAX_STREAM_ID, FRAME_HEADER_BYTES);
+  frame.writeUInt32BE(code, FRAME_HEADER_BYTES + 4);
+  return frame;
+}
+
+export type FrameHandler = (type: number, flags: number, streamId: number, payload: Buffer) => void;
+
+/**
+ * Cuts a byte stream into frames. Payloads are views into the received chunks (no copy) unless a
+ * frame spans chunks; a frame longer than `maxFrameSize` is a FRAME_SIZE_ERROR.
+ */
+export class FrameReader {
+  private pending: Buffer | undefined;
+
+  constructor(
+    private readonly maxFrameSize: number,
+    private readonly onFrame: FrameHandler,
+  ) {}
+
+  /** Feed received bytes; calls the handler for every complete frame, in order. */
+  push(chunk: Buffer): void {
+    const data = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
+    this.pending = undefined;
+    let offset = 0;
+    while (data.length - offset >= FRAME_HEADER_BYTES) {
+      const length = (data[offset] << 16) | (data[offset + 1] << 8) | data[offset + 2];
+      if (length > this.maxFrameSize) {
+        throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds the ${this.maxFrameSize} announced`);
+      }
+      const end = offset + FRAME_HEADER_BYTES + length;
+      if (end > data.length) break;
+      const type = data[offset + 3];
+      const flags = data[offset + 4];
+      const streamId = data.readUInt32BE(offset + 5) & MAX_STREAM_ID;
+      const payload = data.subarray(offset + FRAME_HEADER_BYTES, end);
+      offset = end;
+      this.onFrame(type, flags, streamId, payload);
+    }
+    if (offset < data.length) this.pending = data.subarray(offset);
+  }
+}
+
+/** The payload without its padding (PADDED flag: a length byte first, that many zero bytes last). */
+export function unpad(flags: number, payload: Buffer): Buffer {
+  if ((flags & Flag.PADDED) === 0) return payload;
+  if (payload.length < 1) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "padded frame without a pad length");
+  const padLength = payload[0];
+  if (padLength >= payload.length) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "padding longer than the frame");
+  return payload.subarray(1, payload.length - padLength);
+}
