@@ -103,11 +103,17 @@ export function spawnNode(script: string, args: string[], options: SpawnOptions 
   return spawnTracked("sh", ["-c", RAISE_FD_LIMIT, process.execPath, ...nodeFlags, ...runtime.args(script), ...args], { cwd: PROJECT_ROOT, ...rest });
 }
 
-/** Spawn the gateway's entry point the same way. */
+/**
+ * The node flags the gateway ships with: the Dockerfile's CMD and `npm start` run it with these
+ * (test/k8s/dockerfile.test.ts checks the three agree), so the benchmark measures it the same way.
+ */
+export const GATEWAY_NODE_FLAGS: readonly string[] = ["--no-incremental-marking"];
+
+/** Spawn the gateway's entry point the same way, with the node flags it ships with. */
 export function spawnGateway(options: SpawnOptions & { nodeFlags?: string[] } = {}): ChildProcess {
   const { nodeFlags = [], ...rest } = options;
   const { args, cwd } = runtime.gateway();
-  return spawnTracked("sh", ["-c", RAISE_FD_LIMIT, process.execPath, ...nodeFlags, ...args], { cwd, ...rest });
+  return spawnTracked("sh", ["-c", RAISE_FD_LIMIT, process.execPath, ...GATEWAY_NODE_FLAGS, ...nodeFlags, ...args], { cwd, ...rest });
 }
 
 /** Ask a child to stop (SIGTERM), then SIGKILL it after graceMs. */

@@ -7,6 +7,7 @@ import { contextFiles, dockerignoreMatcher, knownRuntimeImages, parseDockerfile,
 import { freePort } from "../support/k8s-ingress-nginx.js";
 import { projectRoot, renderAllVariants, requireTool } from "../support/k8s-overlays.js";
 import { gatewayPod } from "../support/k8s-pod.js";
+import { GATEWAY_NODE_FLAGS } from "../../bench/lib/proc.js";
 
 // No Docker engine here: the Dockerfile is checked as text, and then carried out step by step
 // in directories (COPY with the .dockerignore'd context, `npm ci`, `npm run build`), and the
@@ -52,12 +53,12 @@ describe("Dockerfile", () => {
     const cmd = runtime.instructions.filter((i) => i.cmd === "CMD");
     expect(cmd).toHaveLength(1);
     // Exec form: with a shell form, /bin/sh would be PID 1 and swallow SIGTERM.
-    expect(cmd[0].json).toEqual(["dist/src/main.js"]);
+    expect(cmd[0].json).toEqual([...GATEWAY_NODE_FLAGS, "dist/src/main.js"]);
     expect(knownRuntimeImages[runtime.from.split(":")[0]]).toEqual(["/nodejs/bin/node"]);
     expect(runtime.instructions.some((i) => i.cmd === "ENTRYPOINT")).toBe(false);
-    // The same entry point `npm start` runs after `npm run build`.
+    // The same node flags and entry point `npm start` runs after `npm run build`, and the benchmark measures.
     const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { scripts: Record<string, string> };
-    expect(pkg.scripts.start).toContain(`node ${cmd[0].json![0]}`);
+    expect(pkg.scripts.start).toContain(`node ${cmd[0].json!.join(" ")}`);
     expect(pkg.scripts.build).toBe("tsc -p tsconfig.build.json");
   });
 

@@ -43,8 +43,12 @@ export interface Http2ClientConnectionOptions {
   idleTimeoutMs?: number;
 }
 
-/** Each stream may have this much response data in flight; a paused reader holds at most this. */
-const STREAM_RECEIVE_WINDOW = 256 * 1024;
+/**
+ * Each stream may have this much response data in flight, so a paused reader (a slow client)
+ * holds at most this per call: the same bound as Node's http2 client, which the pass-through
+ * used before.
+ */
+const STREAM_RECEIVE_WINDOW = 64 * 1024;
 /** The connection's receive window: streams are bounded each, so this is only about round trips. */
 const CONNECTION_RECEIVE_WINDOW = 16 * 1024 * 1024;
 const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
@@ -182,7 +186,7 @@ export class Http2ClientConnection implements StreamOwner {
     // An ended or reset stream needs no more window.
     if (this.state === "closed" || this.streams.get(stream.id) !== stream) return;
     stream.consumedUnannounced += bytes;
-    // Top up in half-window steps: one WINDOW_UPDATE per 128 KiB read, not one per frame.
+    // Top up in half-window steps: one WINDOW_UPDATE per 32 KiB read, not one per frame.
     const owed = stream.consumedUnannounced;
     if (owed < STREAM_RECEIVE_WINDOW / 2) return;
     stream.consumedUnannounced = 0;
