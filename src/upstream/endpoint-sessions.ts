@@ -1,16 +1,15 @@
 import * as http2 from "node:http2";
-import * as net from "node:net";
-import * as tls from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { markNotSent } from "./upstream-errors.js";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { Http2ClientConnection } from "./http2-client/client-connection.js";
+import { connectUpstreamSocket, type UpstreamTlsOptions } from "./upstream-socket.js";
 
 export interface EndpointSessionOptions {
   /** `http://ip:port` or `https://ip:port`. */
   baseUrl: string;
   /** TLS settings (PEM contents already read); undefined for cleartext h2c. */
-  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
+  tls?: UpstreamTlsOptions;
   connectTimeoutMs: number;
   /** Replace a connection this old (±10% jitter, so a fleet does not reconnect in step); 0 never. */
   maxConnectionAgeMs: number;
@@ -173,17 +172,7 @@ export class EndpointSessions {
         createConnection: (authority: URL) => {
           const host = authority.hostname.replace(/^\[|\]$/g, "");
           const port = Number(authority.port);
-          const socket = tlsOptions
-            ? tls.connect({
-                host,
-                port,
-                servername: tlsOptions.serverName ?? (net.isIP(host) ? undefined : host),
-                ca: tlsOptions.ca,
-                cert: tlsOptions.cert,
-                key: tlsOptions.key,
-                ALPNProtocols: ["h2"],
-              })
-            : net.connect({ host, port, noDelay: true });
+          const socket = connectUpstreamSocket(host, port, tlsOptions);
           // Node has no connect timeout: an unreachable pod would hold calls for the OS's TCP timeout.
           socket.setTimeout(connectTimeoutMs, () =>
             socket.destroy(new ConnectError(`connecting to ${authority.host} timed out after ${connectTimeoutMs} ms`, Code.Unavailable)),

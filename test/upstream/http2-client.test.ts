@@ -1567,6 +1567,37 @@ describe("Http2ClientConnection against a raw server", () => {
     peer.send(rawResponse(1, Buffer.from("got it")));
     expect((await outcome).data.toString()).toBe("got it");
   });
+
+  it("survives any frames a broken upstream sends: calls end, the process does not (property)", async () => {
+    const raw = await startRaw();
+    const frameArb = fc.record({
+      type: fc.integer({ min: 0, max: 10 }),
+      flags: fc.integer({ min: 0, max: 255 }),
+      streamId: fc.constantFrom(0, 1, 3, 5, 2 ** 31 - 1),
+      payload: fc.uint8Array({ maxLength: 48 }).map((bytes) => Buffer.from(bytes)),
+    });
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(frameArb, { minLength: 1, maxLength: 12 }), async (frames) => {
+        const connection = connect(raw.port);
+        let closes = 0;
+        connection.onClose = () => closes++;
+        const stream = connection.request("/p.S/Fuzz", GRPC_HEADERS, Buffer.from("fuzz"));
+        const outcome = collect(stream, { ms: 3000 });
+        await until(() => raw.peers.length > run, "the raw connection");
+        const peer = raw.peers[run++];
+        peer.send(...frames.map((f) => encodeFrame(f.type, f.flags, f.streamId, f.payload)));
+        await delay(5);
+        connection.destroy("end of the case");
+        const result = await outcome;
+        // Whatever the frames did, the call ended with an outcome, and the connection closed once.
+        expect(result.failure !== undefined || result.rstCode !== undefined || result.trailers !== undefined || result.headers !== undefined).toBe(true);
+        expect(closes).toBe(1);
+        expect(connection.acceptsStreams).toBe(false);
+      }),
+      { numRuns: 80 },
+    );
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1632,31 +1663,10 @@ describe("Http2ClientConnection over TLS", () => {
     expect(wasNotSent(expectUnavailable(outcome.failure))).toBe(true);
   });
 
-  it("fails as not sent, naming ALPN, when the TLS server does not agree to h2", async () => {
+  /** A plain TLS server (nothing behind it); its sockets are destroyed at cleanup. */
+  async function startTlsServer(options: tls.TlsOptions): Promise<number> {
     const sockets = new Set<tls.TLSSocket>();
-    // A TLS server that negotiates no application protocol (clients offering only h2 get none).
-    const server = tls.createServer({ key, cert }, (socket) => {
-      sockets.add(socket);
-      socket.on("error", () => {});
-    });
-    const port = await listen(server);
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const socket of sockets) socket.destroy();
-          server.close(() => resolve());
-        }),
-    );
-    const connection = connect(port, { tls: { ca: cert, serverName: "localhost" } });
-    const outcome = await collect(connection.request("/p.S/Tls", GRPC_HEADERS, Buffer.from("x")));
-    const failure = expectUnavailable(outcome.failure);
-    expect(wasNotSent(failure)).toBe(true);
-    expect(failure.rawMessage).toMatch(/ALPN|HTTP\/2/);
-  });
-
-  it("fails as not sent when the TLS server offers only http/1.1 in ALPN", async () => {
-    const sockets = new Set<tls.TLSSocket>();
-    const server = tls.createServer({ key, cert, ALPNProtocols: ["http/1.1"] }, (socket) => {
+    const server = tls.createServer(options, (socket) => {
       sockets.add(socket);
       socket.on("error", () => {});
     });
@@ -1669,6 +1679,21 @@ describe("Http2ClientConnection over TLS", () => {
           server.close(() => resolve());
         }),
     );
+    return port;
+  }
+
+  it("fails as not sent, naming ALPN, when the TLS server does not agree to h2", async () => {
+    // A TLS server that negotiates no application protocol (clients offering only h2 get none).
+    const port = await startTlsServer({ key, cert });
+    const connection = connect(port, { tls: { ca: cert, serverName: "localhost" } });
+    const outcome = await collect(connection.request("/p.S/Tls", GRPC_HEADERS, Buffer.from("x")));
+    const failure = expectUnavailable(outcome.failure);
+    expect(wasNotSent(failure)).toBe(true);
+    expect(failure.rawMessage).toMatch(/ALPN|HTTP\/2/);
+  });
+
+  it("fails as not sent when the TLS server offers only http/1.1 in ALPN", async () => {
+    const port = await startTlsServer({ key, cert, ALPNProtocols: ["http/1.1"] });
     const connection = connect(port, { tls: { ca: cert, serverName: "localhost" } });
     const outcome = await collect(connection.request("/p.S/Tls", GRPC_HEADERS, Buffer.from("x")));
     const failure = expectUnavailable(outcome.failure);

@@ -1,8 +1,9 @@
-import * as net from "node:net";
-import * as tls from "node:tls";
+import type * as net from "node:net";
+import type * as tls from "node:tls";
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { markNotSent } from "../upstream-errors.js";
+import { connectUpstreamSocket, type UpstreamTlsOptions } from "../upstream-socket.js";
 import { Http2ClientStream, type StreamOwner } from "./client-stream.js";
 import {
   CONNECTION_PREFACE,
@@ -32,8 +33,8 @@ export interface Http2ClientConnectionOptions {
   port: number;
   /** `host:port` for `:authority`. */
   authority: string;
-  /** TLS settings (PEM contents); undefined for cleartext h2c. */
-  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
+  /** TLS settings; undefined for cleartext h2c. */
+  tls?: UpstreamTlsOptions;
   connectTimeoutMs: number;
   /** PING after this long without a frame while streams are open; 0 disables. */
   keepAliveMs: number;
@@ -224,17 +225,7 @@ export class Http2ClientConnection implements StreamOwner {
   private openSocket(): net.Socket {
     const { host, port, connectTimeoutMs } = this.options;
     const tlsOptions = this.options.tls;
-    const socket = tlsOptions
-      ? tls.connect({
-          host,
-          port,
-          servername: tlsOptions.serverName ?? (net.isIP(host) ? undefined : host),
-          ca: tlsOptions.ca,
-          cert: tlsOptions.cert,
-          key: tlsOptions.key,
-          ALPNProtocols: ["h2"],
-        })
-      : net.connect({ host, port, noDelay: true });
+    const socket = connectUpstreamSocket(host, port, tlsOptions);
     // Node has no connect timeout: an unreachable pod would hold calls for the OS's TCP timeout.
     socket.setTimeout(connectTimeoutMs, () => {
       this.fail(markNotSent(new ConnectError(`connecting to ${this.options.authority} timed out after ${connectTimeoutMs} ms`, Code.Unavailable)), undefined);
@@ -268,7 +259,10 @@ export class Http2ClientConnection implements StreamOwner {
         this.fail(new ConnectError(`protocol error from ${this.options.authority}: ${error.message}`, Code.Unavailable, undefined, undefined, error), error.code);
         return;
       }
-      throw error;
+      // A fault of ours (or of a stream's listener) while handling the bytes: the connection's
+      // state is no longer trustworthy, so its calls fail UNAVAILABLE instead of the process.
+      const message = error instanceof Error ? error.message : String(error);
+      this.fail(new ConnectError(`internal error reading from ${this.options.authority}: ${message}`, Code.Unavailable, undefined, undefined, error), Http2ErrorCode.INTERNAL_ERROR);
     }
   };
 
