@@ -72,11 +72,10 @@ export class EndpointSessions {
     if (this.closed) throw markNotSent(new ConnectError(`connection to ${this.authority} is closed`, Code.Unavailable));
     let connection = this.passthrough;
     if (connection !== undefined && (!connection.acceptsStreams || Date.now() >= this.passthroughExpiresAt)) {
+      // Still open (a closed one has cleared this.passthrough): its calls finish, abort() can cut them.
       this.passthrough = undefined;
-      if (connection.acceptsStreams) {
-        this.passthroughDraining.add(connection);
-        connection.close("replaced after its maximum age");
-      }
+      this.passthroughDraining.add(connection);
+      if (connection.acceptsStreams) connection.close("replaced after its maximum age");
       connection = undefined;
     }
     if (connection === undefined) {
