@@ -339,6 +339,23 @@ async function startRaw(onPeer: (peer: RawPeer) => void = (peer) => peer.sendSet
   };
 }
 
+/**
+ * A raw server, a connection to it, and one call (body "x") whose request HEADERS the server has
+ * already received: the start of every test in which the server then misbehaves on stream 1.
+ */
+async function callToRawServer(
+  path: string,
+  options: { connection?: Partial<Http2ClientConnectionOptions>; collect?: { resume?: boolean; ms?: number } } = {},
+) {
+  const raw = await startRaw();
+  const connection = connect(raw.port, options.connection);
+  const stream = connection.request(path, GRPC_HEADERS, Buffer.from("x"));
+  const outcome = collect(stream, options.collect);
+  const peer = await raw.peer();
+  await peer.waitFor(isHeadersOn(1), "the request");
+  return { raw, connection, stream, outcome, peer };
+}
+
 /** HPACK "literal header field without indexing — new name", no Huffman (RFC 7541 §6.2.2). */
 function literal(name: string, value: string): Buffer {
   const out = Buffer.alloc(16 + name.length + value.length);
@@ -924,12 +941,7 @@ describe("Http2ClientConnection against node:http2", () => {
     ["CANCEL", Http2ErrorCode.CANCEL],
     ["INTERNAL_ERROR", Http2ErrorCode.INTERNAL_ERROR],
   ])("reports a %s reset after response headers and data as rstCode, not as an end", async (_name, code) => {
-    const raw = await startRaw();
-    const connection = connect(raw.port);
-    const stream = connection.request("/p.S/Reset", GRPC_HEADERS, Buffer.from("x"));
-    const outcome = collect(stream);
-    const peer = await raw.peer();
-    await peer.waitFor(isHeadersOn(1), "the request");
+    const { connection, stream, outcome, peer } = await callToRawServer("/p.S/Reset");
     peer.send(headersFrame(1, STATUS_200), dataFrame(1, Buffer.from("partial")));
     await new Promise((resolve) => stream.once("data", resolve));
     peer.send(encodeUint32Frame(FrameType.RST_STREAM, 1, code));
@@ -1053,12 +1065,7 @@ describe("Http2ClientConnection failures", () => {
   });
 
   it("fails a call whose connection drops after the response headers, NOT as not sent", async () => {
-    const raw = await startRaw();
-    const connection = connect(raw.port);
-    const stream = connection.request("/p.S/Drop", GRPC_HEADERS, Buffer.from("x"));
-    const outcome = collect(stream);
-    const peer = await raw.peer();
-    await peer.waitFor(isHeadersOn(1), "the request");
+    const { connection, stream, outcome, peer } = await callToRawServer("/p.S/Drop");
     peer.send(headersFrame(1, STATUS_200), dataFrame(1, Buffer.from("part")));
     await new Promise((resolve) => stream.once("response", resolve));
     peer.socket.destroy();
@@ -1252,12 +1259,7 @@ describe("Http2ClientConnection against a raw server", () => {
   });
 
   it("fails open streams when keep-alive PINGs go unanswered (keepAliveMs 100, pingTimeoutMs 300)", async () => {
-    const raw = await startRaw();
-    const connection = connect(raw.port, { keepAliveMs: 100, pingTimeoutMs: 300 });
-    const stream = connection.request("/p.S/Hang", GRPC_HEADERS, Buffer.from("x"));
-    const outcome = collect(stream, { ms: 3000 });
-    const peer = await raw.peer();
-    await peer.waitFor(isHeadersOn(1), "the request");
+    const { connection, outcome, peer } = await callToRawServer("/p.S/Hang", { connection: { keepAliveMs: 100, pingTimeoutMs: 300 }, collect: { ms: 3000 } });
     const ping = await peer.waitFor((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) === 0, "a keep-alive PING");
     expect(ping.payload.length).toBe(8);
     const result = await outcome;
@@ -1267,12 +1269,7 @@ describe("Http2ClientConnection against a raw server", () => {
   });
 
   it("ignores PRIORITY and unknown frame types, and skips a 1xx informational response", async () => {
-    const raw = await startRaw();
-    const connection = connect(raw.port);
-    const stream = connection.request("/p.S/P", GRPC_HEADERS, Buffer.from("x"));
-    const outcome = collect(stream);
-    const peer = await raw.peer();
-    await peer.waitFor(isHeadersOn(1), "the request");
+    const { outcome, peer } = await callToRawServer("/p.S/P");
     peer.send(
       encodeFrame(FrameType.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 0, 16])),
       encodeFrame(0xfa, 0xff, 0, Buffer.from("unknown extension frame")),
@@ -1319,11 +1316,7 @@ describe("Http2ClientConnection against a raw server", () => {
   });
 
   it("returns the window taken by padding: 1200 DATA frames of 1 byte + 255 bytes of padding pass a 64 KiB stream window", async () => {
-    const raw = await startRaw();
-    const connection = connect(raw.port);
-    const outcome = collect(connection.request("/p.S/Pad", GRPC_HEADERS, Buffer.from("x")));
-    const peer = await raw.peer();
-    await peer.waitFor(isHeadersOn(1), "the request");
+    const { connection, outcome, peer } = await callToRawServer("/p.S/Pad");
     const frames = [headersFrame(1, STATUS_200)];
     // The raw server ignores WINDOW_UPDATE: 1200 × 256 bytes overrun the window unless padding is given back.
     for (let i = 0; i < 1200; i++) {
@@ -1371,11 +1364,7 @@ describe("Http2ClientConnection against a raw server", () => {
   });
 
   it("accepts a HEADERS frame with PADDED and PRIORITY flags and a split CONTINUATION", async () => {
-    const raw = await startRaw();
-    const connection = connect(raw.port);
-    const outcome = collect(connection.request("/p.S/P", GRPC_HEADERS, Buffer.from("x")));
-    const peer = await raw.peer();
-    await peer.waitFor(isHeadersOn(1), "the request");
+    const { outcome, peer } = await callToRawServer("/p.S/P");
     const block = Buffer.concat([STATUS_200, literal("x-first", "1"), literal("x-second", "two")]);
     const padLength = 7;
     const payload = Buffer.concat([Buffer.of(padLength), Buffer.from([0, 0, 0, 0, 200]), block.subarray(0, 4), Buffer.alloc(padLength)]);
@@ -1520,12 +1509,7 @@ describe("Http2ClientConnection against a raw server", () => {
   ];
 
   it.each(streamErrors)("resets only the stream on %s; the connection stays usable", async (_what, misbehave, code) => {
-    const raw = await startRaw();
-    const connection = connect(raw.port);
-    const stream = connection.request("/p.S/Bad", GRPC_HEADERS, Buffer.from("x"));
-    const outcome = collect(stream, { resume: false });
-    const peer = await raw.peer();
-    await peer.waitFor(isHeadersOn(1), "the request");
+    const { connection, outcome, peer } = await callToRawServer("/p.S/Bad", { collect: { resume: false } });
     misbehave(peer);
     const result = await outcome;
     expect(result.rstCode).toBe(code);

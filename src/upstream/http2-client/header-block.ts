@@ -3,7 +3,7 @@ import hpack from "hpack.js";
 import { Http2ConnectionError, Http2ErrorCode } from "./frames.js";
 
 /** HPACK's default (and our announced) dynamic table size (RFC 7541 §4.2). */
-export const HEADER_TABLE_BYTES = 4096;
+const HEADER_TABLE_BYTES = 4096;
 
 /**
  * Request header blocks (RFC 7541): every field a literal "without indexing", no Huffman. That
