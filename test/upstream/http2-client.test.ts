@@ -163,6 +163,17 @@ interface NodeServer {
   sessions: http2.ServerHttp2Session[];
 }
 
+/** At cleanup: destroy what is still open on `server` (sessions, sockets), then close it. */
+function closeAtCleanup(server: { close(callback: () => void): unknown }, open: Iterable<{ destroy(): unknown }>): void {
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const item of open) item.destroy();
+        server.close(() => resolve());
+      }),
+  );
+}
+
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -190,13 +201,7 @@ async function track(server: http2.Http2Server | http2.Http2SecureServer, handle
     handler(stream, headers, rawHeaders);
   });
   const port = await listen(server as unknown as net.Server);
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const session of sessions) session.destroy();
-        server.close(() => resolve());
-      }),
-  );
+  closeAtCleanup(server, sessions);
   return { server, port, sessions };
 }
 
@@ -316,13 +321,7 @@ async function startRaw(onPeer: (peer: RawPeer) => void = (peer) => peer.sendSet
     arrived?.();
   });
   const port = await listen(server);
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
+  closeAtCleanup(server, sockets);
   return {
     port,
     peers,
@@ -426,13 +425,7 @@ async function startRecordingProxy(targetPort: number): Promise<{ port: number; 
     });
   });
   const port = await listen(server);
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
+  closeAtCleanup(server, sockets);
   return { port, fromServer, fromClient };
 }
 
@@ -1656,13 +1649,7 @@ describe("Http2ClientConnection over TLS", () => {
     });
     server.on("tlsClientError", () => {});
     const port = await listen(server);
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const socket of sockets) socket.destroy();
-          server.close(() => resolve());
-        }),
-    );
+    closeAtCleanup(server, sockets);
     return port;
   }
 
