@@ -151,6 +151,11 @@ function serversFor(c: BenchCase, options: Pick<Options, "servers">): ServerSpec
   return SERVERS.filter((s) => s.protocols.includes(c.protocol) && wanted.includes(s.id));
 }
 
+/** Seconds per round of a load case: --duration, or the case's own minimum if longer. */
+function roundSec(c: LoadCase, options: Pick<Options, "durationSec">): number {
+  return Math.max(options.durationSec, c.minRoundSec ?? 0);
+}
+
 function gitCommit(dir: string): string | undefined {
   try {
     const out = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
@@ -221,8 +226,8 @@ async function main(): Promise<number> {
     useRuntime(tsxRuntime(options.gatewayRoot));
     note("--runtime=tsx: servers ran through tsx's loader, which slows the gateway's own TypeScript far more than the peers' library code");
   }
-  const measurements = loadCases.reduce((n, c) => n + serversFor(c, options).length, 0);
-  const watchdogMs = 5 * 60_000 + measurements * (options.warmupSec + options.rounds * (Math.ceil(options.durationSec) + 1)) * 1000 * 2;
+  const loadSec = loadCases.reduce((n, c) => n + serversFor(c, options).length * (options.warmupSec + options.rounds * (Math.ceil(roundSec(c, options)) + 1)), 0);
+  const watchdogMs = 5 * 60_000 + loadSec * 1000 * 2;
   setTimeout(() => {
     process.stderr.write(`bench: still running after ${Math.round(watchdogMs / 1000)} s, giving up\n`);
     killAllChildren();
@@ -284,7 +289,7 @@ async function main(): Promise<number> {
       await s.warmUp(options.warmupSec + (first ? (options.quick ? 0.5 : 1.5) : 0));
     }
     for (let round = 0; round < options.rounds; round++) {
-      for (const s of subjects) await s.round(options.durationSec);
+      for (const s of subjects) await s.round(roundSec(c, options));
     }
     for (const s of subjects) {
       if (s.usable) await s.check("after");

@@ -236,6 +236,7 @@ export class LoadSubject {
       clients: c.driver.clients,
       streams: c.driver.streams,
       rps: c.driver.rps,
+      staggerMs: c.driver.staggerMs,
       durationSec,
       logFile: measured ? this.files.logFile(this.server.spec.id) : undefined,
     };

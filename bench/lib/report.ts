@@ -69,7 +69,7 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
       return { ran: row !== undefined, measured, byCpu };
     };
     const { measured, byCpu } = measure(t.server);
-    const met = measured === null ? null : t.p99AddedMsAtMost !== undefined ? measured <= t.p99AddedMsAtMost : measured >= (t.atLeast ?? 0);
+    const met = measured === null || t.reportOnly ? null : t.p99AddedMsAtMost !== undefined ? measured <= t.p99AddedMsAtMost : measured >= (t.atLeast ?? 0);
     const floorSpec = CASES.find((c): c is LoadCase => c.id === t.case && c.kind === "load")?.floor;
     let floor: FloorResult | null = null;
     if (floorSpec) {
@@ -90,7 +90,8 @@ const byCpuText = (byCpu: number | null) => `by CPU per call: ${byCpu === null ?
 
 /** The lines of one target in the targets section: the target, and under it its floor if there is one. */
 export function formatTarget(t: TargetResult): string {
-  const lines = [`  ${t.met === null ? "n/a    " : t.met ? "MET    " : "not met"}  ${t.description}: measured ${formatMeasure(t, t.measured)} (${byCpuText(t.byCpu)})`];
+  const verdict = t.reportOnly ? "for comparison, not a target:" : t.met === null ? "n/a    " : t.met ? "MET    " : "not met";
+  const lines = [`  ${verdict}  ${t.description}: measured ${formatMeasure(t, t.measured)} (${byCpuText(t.byCpu)})`];
   if (t.floor) {
     const f = t.floor;
     const peer = t.peerName ?? t.peer;

@@ -21,6 +21,11 @@ export interface H2loadOptions {
   durationSec: number;
   /** --rps: requests per second per connection (open loop at a fixed rate); none: as fast as answers come. */
   rps?: number;
+  /**
+   * Open the connections this many ms apart (-r 1 --rate-period), so their rate timers take
+   * turns; needs `rps`. h2load then takes a request count instead of a duration (-n, not -D).
+   */
+  staggerMs?: number;
   /** --log-file, for latency percentiles; none means no percentiles. */
   logFile?: string;
 }
@@ -41,9 +46,16 @@ export function h2loadArgs(options: H2loadOptions): string[] {
     "-t", "1",
     "-c", String(options.clients),
     "-m", String(options.streams),
-    "-D", `${Math.max(1, Math.round(options.durationSec * 1000))}ms`,
     "-d", options.bodyFile,
   ];
+  if (options.staggerMs !== undefined) {
+    if (options.rps === undefined) throw new Error("h2load: staggerMs needs rps");
+    // h2load refuses -D with -r: the same duration as a request count at the fixed rate.
+    const requests = Math.max(options.clients, Math.round(options.clients * options.rps * options.durationSec));
+    args.push("-r", "1", `--rate-period=${Math.max(1, Math.round(options.staggerMs))}ms`, "-n", String(requests));
+  } else {
+    args.push("-D", `${Math.max(1, Math.round(options.durationSec * 1000))}ms`);
+  }
   for (const [name, value] of Object.entries(options.headers)) args.push("-H", `${name}: ${value}`);
   if (options.rps !== undefined) args.push(`--rps=${options.rps}`);
   if (options.logFile) args.push(`--log-file=${options.logFile}`);
