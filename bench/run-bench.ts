@@ -302,6 +302,7 @@ async function main(): Promise<number> {
       progress(
         `[${index + 1}/${loadCases.length} ${elapsed().padStart(7)}] ${c.id} × ${spec.id}: ` +
           (row.rate === null ? "no result" : `${fmt(row.rate, 0)} ${unit}${options.rounds > 1 ? ` (±${fmt(row.spreadPct, 0)}%)` : ""}, p99 ${fmt(row.p99Ms, 2)} ms, ${fmt(row.cpuUsPerOp, 1)} µs CPU/${c.unit}`) +
+          (row.sendingPauses && row.sendingPauses.count > 0 ? `, h2load paused by the machine ${row.sendingPauses.count}× (up to ${fmt(row.sendingPauses.longestMs, 1)} ms)` : "") +
           (row.problems.length > 0 ? `  PROBLEM: ${row.problems.join("; ")}` : ""),
       );
     }

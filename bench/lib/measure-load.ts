@@ -8,7 +8,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { LoadCase } from "../cases.js";
-import { h2loadArgs, quantile, runH2load } from "../load/h2load.js";
+import { h2loadArgs, quantile, runH2load, type SendingPauses } from "../load/h2load.js";
 import { runWrk } from "../load/wrk.js";
 import type { RunningServer } from "../servers/registry.js";
 import { cpus } from "node:os";
@@ -42,6 +42,11 @@ export interface LoadRow {
   ops: number;
   elapsedSec: number;
   rounds: { rate: number; ops: number; cpuUs: number; p50Ms: number | null; p99Ms: number | null }[];
+  /**
+   * Fixed-rate cases: the machine stalls h2load saw over all rounds (it sent nothing for 4 ms
+   * past its rhythm with a stream free), null otherwise. See load/h2load.ts.
+   */
+  sendingPauses: SendingPauses | null;
   vsGrpcJs: number | null;
   vsConnectNode: number | null;
   /** The peer's CPU µs/op ÷ this row's: above 1 is cheaper per call. Steadier than rates on a busy machine. */
@@ -81,6 +86,7 @@ interface Round {
   hwmKiB: number | null;
   rssKiB: number;
   latenciesUs?: Float64Array;
+  sendingPauses?: SendingPauses;
   p50Ms: number | null;
   p99Ms: number | null;
   mbPerSec: number | null;
@@ -191,6 +197,10 @@ export class LoadSubject {
       ops: Math.round(ops),
       elapsedSec: rounds.reduce((n, r) => n + r.elapsedSec, 0),
       rounds: rounds.map((r) => ({ rate: r.rate, ops: Math.round(r.ops), cpuUs: r.cpuUs, p50Ms: r.p50Ms, p99Ms: r.p99Ms })),
+      sendingPauses:
+        rounds.length > 0 && rounds.every((r) => r.sendingPauses)
+          ? { count: rounds.reduce((n, r) => n + r.sendingPauses!.count, 0), longestMs: Math.max(...rounds.map((r) => r.sendingPauses!.longestMs)) }
+          : null,
       vsGrpcJs: null,
       vsConnectNode: null,
       cpuEfficiencyVsGrpcJs: null,
@@ -268,6 +278,7 @@ export class LoadSubject {
       ops,
       elapsedSec: r.elapsedSec,
       latenciesUs: latencies,
+      sendingPauses: r.sendingPauses,
       p50Ms: latencies && latencies.length > 0 ? quantile(latencies, 0.5) / 1000 : null,
       p99Ms: latencies && latencies.length > 0 ? quantile(latencies, 0.99) / 1000 : null,
       mbPerSec,
@@ -299,6 +310,7 @@ export function failedRow(c: LoadCase, serverId: string, problem: string): LoadR
     ops: 0,
     elapsedSec: 0,
     rounds: [],
+    sendingPauses: null,
     vsGrpcJs: null,
     vsConnectNode: null,
     cpuEfficiencyVsGrpcJs: null,

@@ -2,6 +2,7 @@
 import { CASES, TARGETS, type LoadCase, type Target } from "../cases.js";
 import { PEERS } from "../servers/registry.js";
 import type { LoadRow } from "./measure-load.js";
+import type { SendingPauses } from "../load/h2load.js";
 import type { MemoryRow } from "./measure-memory.js";
 import { fmt, formatTable } from "./table.js";
 
@@ -40,6 +41,8 @@ export interface TargetResult extends Target {
    * forwarding), when that case has one and it ran: how far Node itself gets on this machine.
    */
   floor: FloorResult | null;
+  /** p99 targets: the machine stalls h2load saw in the server's rounds and in the peer's (LoadRow.sendingPauses). */
+  stalls: { server: SendingPauses | null; peer: SendingPauses | null } | null;
 }
 
 export interface FloorResult {
@@ -76,7 +79,9 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
       const f = measure(floorSpec.server);
       if (f.ran) floor = { server: floorSpec.server, doing: floorSpec.doing, measured: f.measured, byCpu: f.byCpu };
     }
-    return { ...t, measured, met, byCpu, floor };
+    const row = rows.find((r) => r.case === t.case && r.server === t.server);
+    const stalls = t.p99AddedMsAtMost !== undefined ? { server: row?.sendingPauses ?? null, peer: peer?.sendingPauses ?? null } : null;
+    return { ...t, measured, met, byCpu, floor, stalls };
   });
 }
 
@@ -102,6 +107,10 @@ export function formatTarget(t: TargetResult): string {
           ? `adds ${formatMeasure(t, f.measured)} to ${peer}'s`
           : `reaches ${formatMeasure(t, f.measured)} ${peer}'s req/s`;
     lines.push(`           floor, a plain Node program doing only the ${f.doing}: ${f.server} ${reaches} (${byCpuText(f.byCpu)})`);
+  }
+  if (t.stalls && (t.stalls.server || t.stalls.peer)) {
+    const text = (p: SendingPauses | null) => (p === null ? "—" : p.count === 0 ? "none" : `${p.count} (longest ${fmt(p.longestMs, 1)} ms)`);
+    lines.push(`           machine stalls h2load saw (no sending for 4 ms past its rhythm): ${t.server}'s rounds ${text(t.stalls.server)}, ${t.peerName ?? t.peer}'s ${text(t.stalls.peer)}`);
   }
   return lines.join("\n");
 }

@@ -38,8 +38,25 @@ export interface H2loadResult {
   traffic: { totalBytes: number; headerBytes: number; dataBytes: number };
   /** Per-request durations in µs (from the log file), sorted ascending. */
   latenciesUs?: Float64Array;
+  /** At a fixed rate (`rps`): the pauses in h2load's sending (from the log file). */
+  sendingPauses?: SendingPauses;
   output: string;
 }
+
+/**
+ * At a fixed rate, the times h2load sent nothing for at least PAUSE_MS beyond its rhythm (its
+ * timer's period, or the spacing of staggered connections) while it had a stream free: h2load
+ * itself did not run. With the cores mostly idle that is the machine stalling (the VM's host),
+ * which delays whatever calls are in flight too, so it tells how comparable two servers' rounds
+ * were. A server stalling while it holds every stream is not counted.
+ */
+export interface SendingPauses {
+  count: number;
+  longestMs: number;
+}
+const PAUSE_MS = 4;
+/** h2load's rate timer fires at most this often (its source: std::max(0.01, 1. / rps)). */
+const H2LOAD_TIMER_MIN_MS = 10;
 
 export function h2loadArgs(options: H2loadOptions): string[] {
   const args = [
@@ -69,7 +86,14 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   if (options.logFile) await rm(options.logFile, { force: true });
   const output = await runToolOutput("h2load", args, options.durationSec);
   const result = parseH2load(output);
-  if (options.logFile) result.latenciesUs = await readLatencies(options.logFile);
+  if (options.logFile) {
+    const log = await readLog(options.logFile);
+    result.latenciesUs = log.latenciesUs;
+    if (options.rps !== undefined) {
+      const rhythmMs = options.staggerMs ?? Math.max(H2LOAD_TIMER_MIN_MS, 1000 / options.rps);
+      result.sendingPauses = sendingPauses(log, rhythmMs + PAUSE_MS, options.clients * options.streams);
+    }
+  }
   return result;
 }
 
@@ -100,14 +124,48 @@ export function parseH2load(output: string): H2loadResult {
   };
 }
 
-async function readLatencies(logFile: string): Promise<Float64Array> {
+interface H2loadLog {
+  /** Durations, ascending. */
+  latenciesUs: Float64Array;
+  /** Requests by start time: start µs since the epoch and duration µs, interleaved. */
+  byStart: Float64Array;
+}
+
+/** h2load's log: a line per request, "start µs since the epoch <TAB> status <TAB> duration µs", in the order they ended. */
+async function readLog(logFile: string): Promise<H2loadLog> {
   const text = await readFile(logFile, "utf8");
-  const values: number[] = [];
+  const requests: [number, number][] = [];
   for (const line of text.split("\n")) {
-    const tab = line.lastIndexOf("\t");
-    if (tab > 0) values.push(Number(line.slice(tab + 1)));
+    const fields = line.split("\t");
+    if (fields.length >= 3) requests.push([Number(fields[0]), Number(fields[2])]);
   }
-  return Float64Array.from(values).sort();
+  requests.sort((a, b) => a[0] - b[0]);
+  return {
+    latenciesUs: Float64Array.from(requests, (r) => r[1]).sort(),
+    byStart: Float64Array.from(requests.flat()),
+  };
+}
+
+/** Gaps of at least `gapMs` between consecutive request starts during which fewer than `streams` requests were in flight. */
+function sendingPauses(log: H2loadLog, gapMs: number, streams: number): SendingPauses {
+  const byStart = log.byStart;
+  const count = byStart.length / 2;
+  const longestCallUs = log.latenciesUs.length > 0 ? log.latenciesUs[log.latenciesUs.length - 1] : 0;
+  let pauses = 0;
+  let longestUs = 0;
+  for (let i = 1; i < count; i++) {
+    const from = byStart[2 * (i - 1)];
+    const gap = byStart[2 * i] - from;
+    if (gap < gapMs * 1000) continue;
+    let inFlight = 0;
+    for (let j = i - 1; j >= 0 && byStart[2 * j] >= from - longestCallUs; j--) {
+      if (byStart[2 * j] + byStart[2 * j + 1] > from) inFlight++;
+    }
+    if (inFlight >= streams) continue;
+    pauses++;
+    longestUs = Math.max(longestUs, gap);
+  }
+  return { count: pauses, longestMs: longestUs / 1000 };
 }
 
 /** The q-quantile (0..1) of ascending values, nearest-rank. */
