@@ -20,7 +20,7 @@ import { CASES, type BenchCase, type LoadCase, type MemoryCase } from "./cases.j
 import { LoadSubject, failedRow, prepareCase, type LoadRow } from "./lib/measure-load.js";
 import { emptyMemoryRow, measureMemory, requestedItems, type MemoryRow } from "./lib/measure-memory.js";
 import { buildDistRuntime } from "./lib/build.js";
-import { OtherCpu, PROJECT_ROOT, installExitHandlers, killAllChildren, toolVersion, tsxRuntime, useRuntime } from "./lib/proc.js";
+import { OtherCpu, PROJECT_ROOT, installExitHandlers, killAllChildren, toolVersion, tsxRuntime, useGcMeterDir, useRuntime } from "./lib/proc.js";
 import { addRatios, evaluateTargets, formatTarget, interceptorCost, loadTable, memoryTable } from "./lib/report.js";
 import { fmt } from "./lib/table.js";
 import { summarizeProfile, type ProfileSummary } from "./profile-summary.js";
@@ -236,6 +236,7 @@ async function main(): Promise<number> {
 
   const tmp = mkdtempSync(join(tmpdir(), "connect-gateway-bench-"));
   process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+  useGcMeterDir(join(tmp, "gc"));
   const profileDir = join(PROJECT_ROOT, "bench/results/profiles");
   if (options.cpuProf) {
     rmSync(profileDir, { recursive: true, force: true });
@@ -353,7 +354,8 @@ async function main(): Promise<number> {
     `connect-gateway benchmark — ${new Date().toISOString()}, gateway ${gatewayCommit ?? "?"}, node ${process.version}, ${cpus().length} cores, ` +
       `${options.runtime === "dist" ? "compiled JS" : "tsx"}, ${options.rounds} × ${options.durationSec} s per measurement${options.quick ? " (quick)" : ""}, ${elapsedSec.toFixed(0)} s in all`,
     `rate: median round, calls/s (unary) or messages/s (stream; p50/p99 then per whole stream); ±%: spread of the rounds;`,
-    `CPU: server process user+sys per op; peak RSS: VmHWM during the rounds; ×peer: rate ÷ the peer's rate in the same case;`,
+    `CPU: server process user+sys per op; GC: share of the rounds' time in young and full garbage collections;`,
+    `peak RSS: VmHWM during the rounds; ×peer: rate ÷ the peer's rate in the same case;`,
     `other CPU %: share of the cores used by processes outside the benchmark during the rounds (noise)`,
     "",
   );

@@ -40,7 +40,7 @@ export async function buildDistRuntime(gatewayRoot: string | undefined, note: (t
   const projectOut = join(BUILD_DIR, "project");
   const project = await tsc(["-p", join(PROJECT_ROOT, "bench/tsconfig.build.json")]);
   if (project.code !== 0) note(`tsc (this project) reported problems but emitted JS: ${summarize(project.output)}`);
-  for (const needed of ["src/main.js", "bench/servers/grpc-js-server.js", "bench/servers/die-with-parent.js"]) {
+  for (const needed of ["src/main.js", "bench/servers/grpc-js-server.js", "bench/servers/die-with-parent.js", "bench/servers/gc-meter.js"]) {
     if (!existsSync(join(projectOut, needed))) throw new Error(`the build produced no ${needed}:\n${project.output.slice(-3000)}`);
   }
   let gatewayOut = projectOut;

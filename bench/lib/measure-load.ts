@@ -12,7 +12,8 @@ import { h2loadArgs, quantile, runH2load, type SendingPauses } from "../load/h2l
 import { runWrk } from "../load/wrk.js";
 import type { RunningServer } from "../servers/registry.js";
 import { cpus } from "node:os";
-import { cpuMicros, memoryKiB, resetPeakRss, type OtherCpu } from "./proc.js";
+import type { GcTotals } from "../servers/gc-meter.js";
+import { cpuMicros, gcTotals, memoryKiB, resetPeakRss, type OtherCpu } from "./proc.js";
 import { replayAndVerify, type VerifiedReply, type WireRequest } from "./wire.js";
 
 const KiB_PER_MiB = 1024;
@@ -47,6 +48,11 @@ export interface LoadRow {
    * past its rhythm with a stream free), null otherwise. See load/h2load.ts.
    */
   sendingPauses: SendingPauses | null;
+  /**
+   * The server's garbage collection during the rounds (servers/gc-meter.ts): young and full
+   * collections as shares of the rounds' wall time, in %; null when the server reported none.
+   */
+  gc: RowGc | null;
   vsGrpcJs: number | null;
   vsConnectNode: number | null;
   /** The peer's CPU µs/op ÷ this row's: above 1 is cheaper per call. Steadier than rates on a busy machine. */
@@ -54,6 +60,13 @@ export interface LoadRow {
   cpuEfficiencyVsConnectNode: number | null;
   problems: string[];
   command: string;
+}
+
+export interface RowGc {
+  youngPct: number;
+  fullPct: number;
+  fullCount: number;
+  longestFullMs: number;
 }
 
 /** The request of a case, written where the load tools read it. */
@@ -87,6 +100,8 @@ interface Round {
   rssKiB: number;
   latenciesUs?: Float64Array;
   sendingPauses?: SendingPauses;
+  /** What the server's GC did during the round (the difference of its totals), if it reports. */
+  gc: GcTotals | null;
   p50Ms: number | null;
   p99Ms: number | null;
   mbPerSec: number | null;
@@ -139,11 +154,13 @@ export class LoadSubject {
       const hwmReset = resetPeakRss(pid);
       const others = this.otherCpu.start();
       const cpuBefore = cpuMicros(pid);
+      const gcBefore = gcTotals(pid);
       const result = await this.drive(seconds, true);
       const cpuUs = cpuMicros(pid) - cpuBefore;
       const { otherUs, wallUs } = others();
+      const gc = gcDuring(gcBefore, gcTotals(pid));
       const memory = memoryKiB(pid);
-      this.rounds.push({ ...result, cpuUs, otherUs, wallUs, hwmKiB: hwmReset ? memory.hwm : null, rssKiB: memory.rss });
+      this.rounds.push({ ...result, cpuUs, otherUs, wallUs, gc, hwmKiB: hwmReset ? memory.hwm : null, rssKiB: memory.rss });
       this.problems.push(...result.problems.map((p) => `round ${this.rounds.length}: ${p}`));
     } catch (error) {
       this.problems.push(`round ${this.rounds.length + 1}: ${(error as Error).message.split("\n")[0]}`);
@@ -201,6 +218,7 @@ export class LoadSubject {
         rounds.length > 0 && rounds.every((r) => r.sendingPauses)
           ? { count: rounds.reduce((n, r) => n + r.sendingPauses!.count, 0), longestMs: Math.max(...rounds.map((r) => r.sendingPauses!.longestMs)) }
           : null,
+      gc: rowGc(rounds),
       vsGrpcJs: null,
       vsConnectNode: null,
       cpuEfficiencyVsGrpcJs: null,
@@ -210,7 +228,7 @@ export class LoadSubject {
     };
   }
 
-  private async drive(durationSec: number, measured: boolean): Promise<Omit<Round, "cpuUs" | "hwmKiB" | "rssKiB" | "otherUs" | "wallUs">> {
+  private async drive(durationSec: number, measured: boolean): Promise<Omit<Round, "cpuUs" | "hwmKiB" | "rssKiB" | "otherUs" | "wallUs" | "gc">> {
     const c = this.c;
     const endpoint = this.server.endpoint(c.protocol)!;
     const request = this.files.request;
@@ -290,6 +308,31 @@ export class LoadSubject {
   }
 }
 
+/** The GC work between two readings of a server's totals (null if either is missing). */
+function gcDuring(before: GcTotals | null, after: GcTotals | null): GcTotals | null {
+  if (before === null || after === null) return null;
+  return {
+    youngMs: after.youngMs - before.youngMs,
+    fullMs: after.fullMs - before.fullMs,
+    fullCount: after.fullCount - before.fullCount,
+    // The longest full collection of the process so far, if it happened in this round.
+    longestFullMs: after.fullCount > before.fullCount ? after.longestFullMs : 0,
+  };
+}
+
+/** The rounds' GC as shares of their wall time; null unless every round has a reading. */
+function rowGc(rounds: readonly Round[]): RowGc | null {
+  if (rounds.length === 0 || !rounds.every((r) => r.gc !== null)) return null;
+  const wallMs = rounds.reduce((n, r) => n + r.wallUs, 0) / 1000;
+  const sum = (pick: (gc: GcTotals) => number) => rounds.reduce((n, r) => n + pick(r.gc!), 0);
+  return {
+    youngPct: (100 * sum((gc) => gc.youngMs)) / wallMs,
+    fullPct: (100 * sum((gc) => gc.fullMs)) / wallMs,
+    fullCount: sum((gc) => gc.fullCount),
+    longestFullMs: Math.max(...rounds.map((r) => r.gc!.longestFullMs)),
+  };
+}
+
 /** A row for a server that could not take part (did not start). */
 export function failedRow(c: LoadCase, serverId: string, problem: string): LoadRow {
   return {
@@ -311,6 +354,7 @@ export function failedRow(c: LoadCase, serverId: string, problem: string): LoadR
     elapsedSec: 0,
     rounds: [],
     sendingPauses: null,
+    gc: null,
     vsGrpcJs: null,
     vsConnectNode: null,
     cpuEfficiencyVsGrpcJs: null,

@@ -3,16 +3,19 @@
  *
  * Every child is registered here and killed when the runner exits, whatever the reason
  * (normal end, error, Ctrl-C, SIGTERM). Server children also load die-with-parent.ts, so
- * they exit on their own if the runner is killed with SIGKILL.
+ * they exit on their own if the runner is killed with SIGKILL, and gc-meter.ts, which reports
+ * their garbage-collection time (gcTotals).
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { GcTotals } from "../servers/gc-meter.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const DIE_WITH_PARENT = fileURLToPath(new URL("../servers/die-with-parent.ts", import.meta.url));
+export const GC_METER = fileURLToPath(new URL("../servers/gc-meter.ts", import.meta.url));
 
 const children = new Set<ChildProcess>();
 
@@ -69,19 +72,19 @@ export interface NodeRuntime {
 export function tsxRuntime(gatewayRoot = PROJECT_ROOT): NodeRuntime {
   return {
     kind: "tsx",
-    args: (script) => ["--import", "tsx", "--import", DIE_WITH_PARENT, script],
-    gateway: () => ({ args: ["--import", "tsx", "--import", DIE_WITH_PARENT, "src/main.ts"], cwd: gatewayRoot }),
+    args: (script) => ["--import", "tsx", "--import", DIE_WITH_PARENT, "--import", GC_METER, script],
+    gateway: () => ({ args: ["--import", "tsx", "--import", DIE_WITH_PARENT, "--import", GC_METER, "src/main.ts"], cwd: gatewayRoot }),
   };
 }
 
 /** Run the JS that bench/lib/build.ts compiled into `projectOut` (and `gatewayOut` for the gateway). */
 export function distRuntime(projectOut: string, gatewayOut: string, gatewayCwd: string): NodeRuntime {
   const js = (dir: string, script: string) => join(dir, script.replace(/\.ts$/, ".js"));
-  const die = js(projectOut, relative(PROJECT_ROOT, DIE_WITH_PARENT));
+  const preloads = [DIE_WITH_PARENT, GC_METER].flatMap((file) => ["--import", js(projectOut, relative(PROJECT_ROOT, file))]);
   return {
     kind: "dist",
-    args: (script) => ["--import", die, js(projectOut, script)],
-    gateway: () => ({ args: ["--import", die, js(gatewayOut, "src/main.ts")], cwd: gatewayCwd }),
+    args: (script) => [...preloads, js(projectOut, script)],
+    gateway: () => ({ args: [...preloads, js(gatewayOut, "src/main.ts")], cwd: gatewayCwd }),
   };
 }
 
@@ -162,6 +165,23 @@ export function cpuMicros(pid: number): number {
   const utime = Number(fields[11]); // field 14 overall
   const stime = Number(fields[12]); // field 15 overall
   return ((utime + stime) * 1e6) / CLK_TCK;
+}
+
+/** Where servers started from now on write their GC totals (gc-meter.ts reads BENCH_GC_DIR). */
+export function useGcMeterDir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  process.env.BENCH_GC_DIR = dir;
+}
+
+/** A server's GC totals so far (gc-meter.ts), or null when it has written none (yet). */
+export function gcTotals(pid: number): GcTotals | null {
+  const dir = process.env.BENCH_GC_DIR;
+  if (!dir) return null;
+  try {
+    return JSON.parse(readFileSync(join(dir, `${pid}.json`), "utf8")) as GcTotals;
+  } catch {
+    return null;
+  }
 }
 
 export interface MemoryKiB {

@@ -1,7 +1,7 @@
 /** Ratios against the peers, the issue's targets, and the tables printed after a run. */
 import { CASES, TARGETS, type LoadCase, type Target } from "../cases.js";
 import { PEERS } from "../servers/registry.js";
-import type { LoadRow } from "./measure-load.js";
+import type { LoadRow, RowGc } from "./measure-load.js";
 import type { SendingPauses } from "../load/h2load.js";
 import type { MemoryRow } from "./measure-memory.js";
 import { fmt, formatTable } from "./table.js";
@@ -43,6 +43,8 @@ export interface TargetResult extends Target {
   floor: FloorResult | null;
   /** p99 targets: the machine stalls h2load saw in the server's rounds and in the peer's (LoadRow.sendingPauses). */
   stalls: { server: SendingPauses | null; peer: SendingPauses | null } | null;
+  /** The server's and the peer's garbage collection during their rounds (LoadRow.gc). */
+  gc: { server: RowGc | null; peer: RowGc | null };
 }
 
 export interface FloorResult {
@@ -81,7 +83,7 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
     }
     const row = rows.find((r) => r.case === t.case && r.server === t.server);
     const stalls = t.p99AddedMsAtMost !== undefined ? { server: row?.sendingPauses ?? null, peer: peer?.sendingPauses ?? null } : null;
-    return { ...t, measured, met, byCpu, floor, stalls };
+    return { ...t, measured, met, byCpu, floor, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null } };
   });
 }
 
@@ -89,6 +91,13 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
 function formatMeasure(t: Target, measured: number | null): string {
   if (measured === null) return "—";
   return t.p99AddedMsAtMost !== undefined ? `${measured >= 0 ? "+" : ""}${fmt(measured, 2)} ms p99` : `${fmt(measured, 2)}×`;
+}
+
+/** "4 % young + 1 % full (2 full, longest 58 ms)": a row's GC as shares of its rounds' time. */
+function gcText(gc: RowGc | null): string {
+  if (gc === null) return "—";
+  const full = gc.fullCount === 0 ? "no full collection" : `${gc.fullCount} full, longest ${fmt(gc.longestFullMs, 0)} ms`;
+  return `${fmt(gc.youngPct, 0)} % young + ${fmt(gc.fullPct, 0)} % full (${full})`;
 }
 
 const byCpuText = (byCpu: number | null) => `by CPU per call: ${byCpu === null ? "—" : `${fmt(byCpu, 2)}×`}`;
@@ -111,6 +120,9 @@ export function formatTarget(t: TargetResult): string {
   if (t.stalls && (t.stalls.server || t.stalls.peer)) {
     const text = (p: SendingPauses | null) => (p === null ? "—" : p.count === 0 ? "none" : `${p.count} (longest ${fmt(p.longestMs, 1)} ms)`);
     lines.push(`           machine stalls h2load saw (no sending for 4 ms past its rhythm): ${t.server}'s rounds ${text(t.stalls.server)}, ${t.peerName ?? t.peer}'s ${text(t.stalls.peer)}`);
+  }
+  if (t.gc.server || t.gc.peer) {
+    lines.push(`           garbage collection during the rounds: ${t.server} ${gcText(t.gc.server)}; ${t.peerName ?? t.peer} ${gcText(t.gc.peer)}`);
   }
   return lines.join("\n");
 }
@@ -137,7 +149,7 @@ export function interceptorCost(rows: LoadRow[]): InterceptorCost[] {
 const ratio = (value: number | null) => (value === null ? "" : `${fmt(value, 2)}×`);
 
 export function loadTable(rows: LoadRow[]): string {
-  const header = ["case", "server", "rate/s", "±%", "p50 ms", "p99 ms", "CPU µs/op", "peak RSS MB", "MB/s", "×grpc-js", "×connect-node", "other CPU %", "check"];
+  const header = ["case", "server", "rate/s", "±%", "p50 ms", "p99 ms", "CPU µs/op", "GC % young+full", "peak RSS MB", "MB/s", "×grpc-js", "×connect-node", "other CPU %", "check"];
   const body = rows.map((r) => [
     r.case,
     r.server,
@@ -146,6 +158,7 @@ export function loadTable(rows: LoadRow[]): string {
     fmt(r.p50Ms, 2),
     fmt(r.p99Ms, 2),
     fmt(r.cpuUsPerOp, 1),
+    r.gc === null ? "—" : `${fmt(r.gc.youngPct, 0)}+${fmt(r.gc.fullPct, 0)}`,
     fmt(r.peakRssMb, 1),
     r.unit === "msg" ? fmt(r.mbPerSec, 1) : "",
     ratio(r.vsGrpcJs),
@@ -153,7 +166,7 @@ export function loadTable(rows: LoadRow[]): string {
     fmt(r.otherCpuPct, 0),
     r.problems.length === 0 ? "ok" : "FAILED",
   ]);
-  return formatTable(header, body, { rightAlign: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11], groupBy: 0 });
+  return formatTable(header, body, { rightAlign: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], groupBy: 0 });
 }
 
 export function memoryTable(rows: MemoryRow[]): string {
