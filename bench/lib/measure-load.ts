@@ -12,7 +12,8 @@ import { h2loadArgs, quantile, runH2load, type SendingPauses } from "../load/h2l
 import { runWrk } from "../load/wrk.js";
 import type { RunningServer } from "../servers/registry.js";
 import { cpus } from "node:os";
-import type { GcTotals } from "../servers/gc-meter.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { WRITE_EVERY_MS, type GcTotals } from "./gc-totals.js";
 import { cpuMicros, gcTotals, memoryKiB, resetPeakRss, type OtherCpu } from "./proc.js";
 import { replayAndVerify, type VerifiedReply, type WireRequest } from "./wire.js";
 
@@ -62,6 +63,15 @@ export interface LoadRow {
   command: string;
 }
 
+/** A server's GC pauses during one round. */
+interface RoundGc {
+  youngMs: number;
+  fullMs: number;
+  fullCount: number;
+  longestFullMs: number;
+}
+
+/** A row's GC pauses as shares of its rounds' wall time (%), with the full collections among them. */
 export interface RowGc {
   youngPct: number;
   fullPct: number;
@@ -101,7 +111,7 @@ interface Round {
   latenciesUs?: Float64Array;
   sendingPauses?: SendingPauses;
   /** What the server's GC did during the round (the difference of its totals), if it reports. */
-  gc: GcTotals | null;
+  gc: RoundGc | null;
   p50Ms: number | null;
   p99Ms: number | null;
   mbPerSec: number | null;
@@ -158,6 +168,8 @@ export class LoadSubject {
       const result = await this.drive(seconds, true);
       const cpuUs = cpuMicros(pid) - cpuBefore;
       const { otherUs, wallUs } = others();
+      // The meter writes its totals every WRITE_EVERY_MS: wait for the round's last collections.
+      await sleep(WRITE_EVERY_MS * 1.5);
       const gc = gcDuring(gcBefore, gcTotals(pid));
       const memory = memoryKiB(pid);
       this.rounds.push({ ...result, cpuUs, otherUs, wallUs, gc, hwmKiB: hwmReset ? memory.hwm : null, rssKiB: memory.rss });
@@ -309,14 +321,14 @@ export class LoadSubject {
 }
 
 /** The GC work between two readings of a server's totals (null if either is missing). */
-function gcDuring(before: GcTotals | null, after: GcTotals | null): GcTotals | null {
+function gcDuring(before: GcTotals | null, after: GcTotals | null): RoundGc | null {
   if (before === null || after === null) return null;
+  const fullPauses = after.fullPausesMs.slice(before.fullPausesMs.length);
   return {
     youngMs: after.youngMs - before.youngMs,
     fullMs: after.fullMs - before.fullMs,
-    fullCount: after.fullCount - before.fullCount,
-    // The longest full collection of the process so far, if it happened in this round.
-    longestFullMs: after.fullCount > before.fullCount ? after.longestFullMs : 0,
+    fullCount: fullPauses.length,
+    longestFullMs: fullPauses.length === 0 ? 0 : Math.max(...fullPauses),
   };
 }
 
@@ -324,7 +336,7 @@ function gcDuring(before: GcTotals | null, after: GcTotals | null): GcTotals | n
 function rowGc(rounds: readonly Round[]): RowGc | null {
   if (rounds.length === 0 || !rounds.every((r) => r.gc !== null)) return null;
   const wallMs = rounds.reduce((n, r) => n + r.wallUs, 0) / 1000;
-  const sum = (pick: (gc: GcTotals) => number) => rounds.reduce((n, r) => n + pick(r.gc!), 0);
+  const sum = (pick: (gc: RoundGc) => number) => rounds.reduce((n, r) => n + pick(r.gc!), 0);
   return {
     youngPct: (100 * sum((gc) => gc.youngMs)) / wallMs,
     fullPct: (100 * sum((gc) => gc.fullMs)) / wallMs,

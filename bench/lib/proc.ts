@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { GcTotals } from "../servers/gc-meter.js";
+import type { GcTotals } from "./gc-totals.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const DIE_WITH_PARENT = fileURLToPath(new URL("../servers/die-with-parent.ts", import.meta.url));

@@ -6,23 +6,16 @@
  * with full collections every few seconds. A round in the second regime costs a server about
  * twice the CPU per call, so the report shows each row's share of time in GC. The totals go to
  * `$BENCH_GC_DIR/<pid>.json` (renamed into place, so a reader never sees half a file) at most
- * every 100 ms; without BENCH_GC_DIR nothing is measured.
+ * every WRITE_EVERY_MS; without BENCH_GC_DIR nothing is measured.
  */
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PerformanceObserver, constants } from "node:perf_hooks";
-
-/** What a server wrote: milliseconds spent in young and in full collections since it started. */
-export interface GcTotals {
-  youngMs: number;
-  fullMs: number;
-  fullCount: number;
-  longestFullMs: number;
-}
+import { WRITE_EVERY_MS, type GcTotals } from "../lib/gc-totals.js";
 
 const dir = process.env.BENCH_GC_DIR;
 if (dir) {
-  const totals: GcTotals = { youngMs: 0, fullMs: 0, fullCount: 0, longestFullMs: 0 };
+  const totals: GcTotals = { youngMs: 0, fullMs: 0, fullPausesMs: [], otherMs: 0 };
   // Written once at start too, so a server that has not collected yet reads as zero, not unknown.
   let changed = true;
   new PerformanceObserver((list) => {
@@ -32,11 +25,14 @@ if (dir) {
         totals.youngMs += entry.duration;
       } else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
         totals.fullMs += entry.duration;
-        totals.fullCount++;
-        totals.longestFullMs = Math.max(totals.longestFullMs, entry.duration);
-      } else {
-        // Incremental marking steps and weak callbacks belong to full collections.
+        totals.fullPausesMs.push(entry.duration);
+      } else if (kind === constants.NODE_PERFORMANCE_GC_INCREMENTAL) {
+        // Only the pause that starts marking: the marking steps run between JavaScript and are
+        // not reported, so with incremental marking on (Node's default, every peer) full-GC
+        // time here is the pauses alone, not the marking work.
         totals.fullMs += entry.duration;
+      } else {
+        totals.otherMs += entry.duration;
       }
       changed = true;
     }
@@ -47,5 +43,5 @@ if (dir) {
     changed = false;
     writeFileSync(`${file}.tmp`, JSON.stringify(totals));
     renameSync(`${file}.tmp`, file);
-  }, 100).unref();
+  }, WRITE_EVERY_MS).unref();
 }
