@@ -11,8 +11,6 @@ export interface GcTotals {
   fullMs: number;
   /** Every full collection's pause, in order: a round's longest is among those after its first reading. */
   fullPausesMs: number[];
-  /** Weak-callback processing, which can follow either kind. */
-  otherMs: number;
 }
 
 /** How often the totals are written when they changed; the runner waits WRITE_EVERY_MS * 1.5 before its last reading. */

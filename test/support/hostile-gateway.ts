@@ -11,8 +11,8 @@ export interface IsolatedGateway {
   port: number;
   url: string;
   stats(options?: { gc?: boolean }): Promise<HostStats>;
-  /** Wait until no call is in flight and no connection is open (or the time is up); returns the last stats. */
-  settle(timeoutMs: number): Promise<HostStats>;
+  /** Wait until `done` holds (default: no call in flight, no connection open) or the time is up; returns the last stats. */
+  settle(timeoutMs: number, done?: (stats: HostStats) => boolean): Promise<HostStats>;
   /** Whether the process is still alive. */
   alive(): boolean;
   stop(): Promise<void>;
@@ -63,10 +63,10 @@ export async function startIsolatedGateway(env: Record<string, string> = {}): Pr
     port,
     url: `http://127.0.0.1:${port}`,
     stats,
-    async settle(timeoutMs) {
+    async settle(timeoutMs, done = (s) => s.inFlight === 0 && s.connections === 0) {
       const deadline = Date.now() + timeoutMs;
       let last = await stats({ gc: true });
-      while ((last.inFlight > 0 || last.connections > 0) && Date.now() < deadline) {
+      while (!done(last) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 100));
         last = await stats({ gc: true });
       }
