@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { classifyConnectionStart } from "./http2-preface.js";
+import { installGcFriendlyStreamTables } from "./http2-stream-tables.js";
 import type { Logger } from "../ops/logger.js";
 import type { HttpHandler } from "./http-types.js";
 
@@ -145,8 +146,13 @@ export class SinglePortServer {
       serveThroughRequestApi(stream, headers, rawHeaders, onRequest);
     };
     (this.http2Server as http2.Http2Server).on("stream", onNewStream as never);
+    let streamTablesReported = false;
     this.http2Server.on("session", (session) => {
       this.sessions.add(session);
+      if (!installGcFriendlyStreamTables(session) && !streamTablesReported) {
+        streamTablesReported = true;
+        options.logger.info("this Node keeps HTTP/2 streams in an unexpected shape: its own tables stay, with more GC under load");
+      }
       // Idle connections are closed gracefully (GOAWAY lets open streams finish) rather than cut.
       session.setTimeout(limits.idleTimeoutMs, () => session.close());
       if (limits.maxConnectionAgeMs) this.limitAge(session, limits.maxConnectionAgeMs, limits.maxConnectionAgeGraceMs ?? 0);

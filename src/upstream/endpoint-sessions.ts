@@ -4,6 +4,7 @@ import { markNotSent } from "./upstream-errors.js";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { Http2ClientConnection } from "./http2-client/client-connection.js";
 import { connectUpstreamSocket, type UpstreamTlsOptions } from "./upstream-socket.js";
+import { installGcFriendlyStreamTables } from "../server/http2-stream-tables.js";
 
 export interface EndpointSessionOptions {
   /** `http://ip:port` or `https://ip:port`. */
@@ -146,6 +147,8 @@ export class EndpointSessions {
 
   private adopt(session: http2.ClientHttp2Session): void {
     this.session = session;
+    // Node's own stream Map would let ended calls reach the old generation (see the module).
+    installGcFriendlyStreamTables(session);
     const maxAge = this.options.maxConnectionAgeMs;
     this.sessionExpiresAt = maxAge > 0 ? Date.now() + maxAge * (0.9 + Math.random() * 0.2) : Number.POSITIVE_INFINITY;
   }

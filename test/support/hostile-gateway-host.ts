@@ -1,7 +1,7 @@
 /**
  * Runs the real gateway (createGateway, config from the environment as in src/main.ts) in a child
  * process for the reliability tests, and answers "stats" requests over IPC: in-flight calls,
- * connections open on its port, memory, and the error-level log lines it wrote. The memory of
+ * connections open on its port, memory and GC, and the error-level log lines it wrote. The memory of
  * the load generator (the test process) does not count against the gateway this way.
  *
  * Usage (through test/support/hostile-gateway.ts): node --expose-gc --import tsx test/support/hostile-gateway-host.ts
@@ -11,6 +11,7 @@ import { Writable } from "node:stream";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createGateway } from "../../src/gateway.js";
 import { createLogger } from "../../src/ops/logger.js";
+import { readGcProbe, type GcProbeReading } from "./gc-probe.js";
 
 export interface HostStats {
   inFlight: number;
@@ -26,6 +27,8 @@ export interface HostStats {
   sessionErrors: Record<string, unknown>[];
   /** Uncaught exceptions and unhandled rejections the process survived only because this host caught them. */
   crashes: string[];
+  /** The old generation's use and the full collections so far. */
+  gc: GcProbeReading;
 }
 
 const errorLogs: Record<string, unknown>[] = [];
@@ -78,9 +81,9 @@ const level = (process.env.HOSTILE_LOG_LEVEL ?? "warn") as "warn" | "debug";
 const gateway = createGateway(config, createLogger(level, sink));
 const address = await gateway.listen();
 process.send!({ type: "listening", port: address.port });
-process.on("message", (message: { type: string; id: number; gc?: boolean }) => {
+process.on("message", async (message: { type: string; id: number; gc?: boolean }) => {
   if (message.type === "stats") {
-    if (message.gc) (globalThis as { gc?: () => void }).gc?.();
+    const gc = await readGcProbe({ collectFirst: message.gc });
     const memory = process.memoryUsage();
     const connectionStates = connectionsOn(address.port);
     const stats: HostStats = {
@@ -92,6 +95,7 @@ process.on("message", (message: { type: string; id: number; gc?: boolean }) => {
       errorLogs,
       sessionErrors,
       crashes,
+      gc,
     };
     process.send!({ type: "stats", id: message.id, stats });
   } else if (message.type === "shutdown") {

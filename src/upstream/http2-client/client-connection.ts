@@ -27,6 +27,7 @@ import {
   writeFrameHeader,
 } from "./frames.js";
 import { RequestHeaderEncoder, ResponseHeaderDecoder } from "./header-block.js";
+import { StreamTable } from "../../server/http2-stream-tables.js";
 
 export interface Http2ClientConnectionOptions {
   host: string;
@@ -83,7 +84,8 @@ export class Http2ClientConnection implements StreamOwner {
   private readonly reader: FrameReader;
   private readonly encoder: RequestHeaderEncoder;
   private readonly decoder = new ResponseHeaderDecoder(MAX_RESPONSE_HEADER_BYTES);
-  private readonly streams = new Map<number, Http2ClientStream>();
+  /** Not a Map: see StreamTable for why (ended streams must stay young garbage). */
+  private readonly streams = new StreamTable<Http2ClientStream>();
   /** Streams waiting for a slot under the upstream's MAX_CONCURRENT_STREAMS. */
   private readonly waiting: Http2ClientStream[] = [];
   /** Streams with request bytes held back by flow control, in the order they blocked. */

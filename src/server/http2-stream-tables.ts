@@ -1,0 +1,173 @@
+import type * as http2 from "node:http2";
+
+/*
+ * Why these tables exist: V8 keeps a JS Map or Set in a hash table that it rebuilds every few
+ * hundred additions when entries keep being added and deleted, and the table it leaves behind
+ * keeps a pointer to its successor (for iterators that are still walking it) and the entries
+ * it held. While the tables are young that costs nothing. But a full collection moves the
+ * current table to the old generation, and from then on every later table, and every entry
+ * each one held, is reachable from the old generation: young collections copy and promote
+ * them all, and only the next full collection frees them.
+ *
+ * Node's HTTP/2 keeps each connection's streams in such a Map. With a few dozen calls in flight
+ * on a connection, that turned every ended call into old-generation garbage after the first
+ * full collection under load: a bare node:http2 server promoted about 1.1 MB per young
+ * collection instead of about 5 KB, spent twice the time in young collections and ran a full
+ * collection about three times as often (see bench/README.md, "GC regimes"). A plain object
+ * keyed by stream id rebuilds its storage without the link to the next one, so ended streams
+ * stay young garbage.
+ */
+
+/** Streams of one HTTP/2 connection by id: a Map-shaped table whose ended entries stay young garbage (see the note above). */
+export class StreamTable<T> {
+  // Integer keys: V8 keeps these as indexed elements (a number dictionary once they are sparse).
+  private entries: Record<number, T> = Object.create(null) as Record<number, T>;
+  private count = 0;
+
+  /** How many streams are in the table. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** The stream with this id, if it is in the table. */
+  get(id: number): T | undefined {
+    return this.entries[id];
+  }
+
+  /** Whether a stream with this id is in the table. */
+  has(id: number): boolean {
+    return this.entries[id] !== undefined;
+  }
+
+  /** Puts a stream in the table under its id. */
+  set(id: number, stream: T): this {
+    if (this.entries[id] === undefined) this.count++;
+    this.entries[id] = stream;
+    return this;
+  }
+
+  /** Takes the stream with this id out of the table; false if there was none. */
+  delete(id: number): boolean {
+    if (this.entries[id] === undefined) return false;
+    delete this.entries[id];
+    this.count--;
+    return true;
+  }
+
+  /** Empties the table. */
+  clear(): void {
+    this.entries = Object.create(null) as Record<number, T>;
+    this.count = 0;
+  }
+
+  /** Calls back for every stream in id order (the order they were added, as ids only grow); a stream removed meanwhile is skipped, as Map.forEach does. */
+  forEach(callback: (stream: T, id: number, table: this) => void): void {
+    for (const key in this.entries) {
+      const stream = this.entries[key];
+      if (stream !== undefined) callback(stream, Number(key), this);
+    }
+  }
+
+  /** The streams in id order, taken when called. */
+  values(): IterableIterator<T> {
+    return Object.values(this.entries)[Symbol.iterator]();
+  }
+}
+
+/** Streams not yet given an id: a Set-shaped list (Node holds a stream here only until it has an id, so it stays tiny). */
+export class PendingStreamList<T> {
+  private readonly streams: T[] = [];
+
+  /** How many streams are in the list. */
+  get size(): number {
+    return this.streams.length;
+  }
+
+  /** Whether this stream is in the list. */
+  has(stream: T): boolean {
+    return this.streams.includes(stream);
+  }
+
+  /** Adds a stream (once). */
+  add(stream: T): this {
+    if (!this.streams.includes(stream)) this.streams.push(stream);
+    return this;
+  }
+
+  /** Takes a stream out of the list; false if it was not there. */
+  delete(stream: T): boolean {
+    const index = this.streams.indexOf(stream);
+    if (index < 0) return false;
+    this.streams.splice(index, 1);
+    return true;
+  }
+
+  /** Empties the list. */
+  clear(): void {
+    this.streams.length = 0;
+  }
+
+  /** Calls back for every stream in the order added; a stream removed meanwhile is skipped, as Set.forEach does. */
+  forEach(callback: (stream: T, same: T, list: this) => void): void {
+    for (const stream of [...this.streams]) {
+      if (this.streams.includes(stream)) callback(stream, stream, this);
+    }
+  }
+
+  /** The streams in the order added, taken when called. */
+  values(): IterableIterator<T> {
+    return [...this.streams][Symbol.iterator]();
+  }
+}
+
+/** The part of Node's per-session state this module replaces. */
+interface NodeSessionStreamState {
+  streams: Map<number, unknown> | StreamTable<unknown>;
+  pendingStreams: Set<unknown> | PendingStreamList<unknown>;
+}
+
+/** Node's private per-session state symbol, found on the first session that has it. */
+let sessionStateKey: symbol | undefined;
+
+/** Whether `value` has the methods Node calls on a session's Map of streams (its own is a primordials SafeMap, not instanceof Map). */
+function isStreamMap(value: unknown): value is Map<number, unknown> {
+  const map = value as Partial<Map<number, unknown>> | null;
+  return typeof map === "object" && map !== null && typeof map.size === "number" && [map.get, map.set, map.delete, map.forEach].every((method) => typeof method === "function");
+}
+
+/** Whether `value` has the methods Node calls on a session's Set of pending streams. */
+function isStreamSet(value: unknown): value is Set<unknown> {
+  const set = value as Partial<Set<unknown>> | null;
+  return typeof set === "object" && set !== null && typeof set.size === "number" && [set.add, set.delete, set.forEach].every((method) => typeof method === "function");
+}
+
+function nodeStreamState(session: http2.Http2Session): NodeSessionStreamState | undefined {
+  const holder = session as unknown as Record<symbol, unknown>;
+  const candidates = sessionStateKey ? [sessionStateKey] : Object.getOwnPropertySymbols(session).filter((key) => key.description === "state");
+  for (const key of candidates) {
+    const state = holder[key] as Partial<NodeSessionStreamState> | undefined;
+    if (state && typeof state === "object" && isStreamMap(state.streams) && isStreamSet(state.pendingStreams)) {
+      sessionStateKey = key;
+      return state as NodeSessionStreamState;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Swaps Node's Map and Set of a session's streams for tables whose ended streams stay young
+ * garbage (see the note above). Returns false, changing nothing, when this Node keeps its
+ * session state in some other shape: the session then works as before, only with more GC.
+ */
+export function installGcFriendlyStreamTables(session: http2.Http2Session): boolean {
+  const state = nodeStreamState(session);
+  if (!state) return false;
+  if (state.streams instanceof StreamTable) return true;
+  const streams = new StreamTable<unknown>();
+  state.streams.forEach((stream, id) => streams.set(id as number, stream));
+  const pending = new PendingStreamList<unknown>();
+  state.pendingStreams.forEach((stream) => pending.add(stream));
+  state.streams = streams;
+  state.pendingStreams = pending;
+  return true;
+}

@@ -1,0 +1,299 @@
+import * as http2 from "node:http2";
+import { EventEmitter } from "node:events";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installGcFriendlyStreamTables, PendingStreamList, StreamTable } from "../../src/server/http2-stream-tables.js";
+import { startIsolatedGateway, type IsolatedGateway } from "../support/hostile-gateway.js";
+import { startStreamChurnServer } from "../support/stream-churn-server.js";
+import type { GcProbeReading } from "../support/gc-probe.js";
+
+/** A small deterministic random sequence, so a failure replays. */
+function seededRandom(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+}
+
+describe("StreamTable", () => {
+  it("answers like a Map through a long run of adds and deletes", () => {
+    const random = seededRandom(7);
+    const table = new StreamTable<string>();
+    const map = new Map<number, string>();
+    let nextId = 1;
+    for (let step = 0; step < 20_000; step++) {
+      if (random() < 0.52 || map.size === 0) {
+        const id = nextId;
+        nextId += 2;
+        table.set(id, `stream ${id}`);
+        map.set(id, `stream ${id}`);
+      } else {
+        const ids = [...map.keys()];
+        const id = random() < 0.1 ? nextId + 2 : ids[Math.floor(random() * ids.length)];
+        expect(table.delete(id)).toBe(map.delete(id));
+      }
+      const probe = Math.floor(random() * nextId);
+      expect(table.get(probe)).toBe(map.get(probe));
+      expect(table.has(probe)).toBe(map.has(probe));
+      expect(table.size).toBe(map.size);
+    }
+    const seen: [number, string][] = [];
+    table.forEach((stream, id) => seen.push([id, stream]));
+    expect(seen).toEqual([...map.entries()]);
+    expect([...table.values()]).toEqual([...map.values()]);
+    table.clear();
+    expect(table.size).toBe(0);
+    expect(table.get(1)).toBeUndefined();
+  });
+
+  it("skips a stream that an earlier forEach callback removed, as Map.forEach does", () => {
+    const table = new StreamTable<string>().set(1, "a").set(3, "b").set(5, "c");
+    const visited: number[] = [];
+    table.forEach((_stream, id) => {
+      visited.push(id);
+      table.delete(id);
+      if (id === 1) table.delete(5);
+    });
+    expect(visited).toEqual([1, 3]);
+    expect(table.size).toBe(0);
+  });
+});
+
+describe("PendingStreamList", () => {
+  it("answers like a Set, and its forEach skips what an earlier callback removed", () => {
+    const list = new PendingStreamList<object>();
+    const set = new Set<object>();
+    const [a, b, c] = [{}, {}, {}];
+    for (const item of [a, b, a, c]) {
+      list.add(item);
+      set.add(item);
+    }
+    expect(list.size).toBe(set.size);
+    expect(list.delete(b)).toBe(set.delete(b));
+    expect(list.delete(b)).toBe(set.delete(b));
+    expect(list.has(a)).toBe(true);
+    expect(list.has(b)).toBe(false);
+    expect([...list.values()]).toEqual([...set.values()]);
+    list.add(b);
+    const visited: object[] = [];
+    list.forEach((item) => {
+      visited.push(item);
+      list.delete(item);
+      if (item === a) list.delete(b);
+    });
+    expect(visited).toEqual([a, c]);
+    expect(list.size).toBe(0);
+  });
+});
+
+/** Node's private per-session stream table, to check which kind is in place. */
+function nodeStreamTableOf(session: http2.Http2Session): unknown {
+  for (const key of Object.getOwnPropertySymbols(session)) {
+    const state = (session as unknown as Record<symbol, { streams?: unknown }>)[key];
+    if (key.description === "state" && state && typeof state === "object" && "streams" in state) return state.streams;
+  }
+  return undefined;
+}
+
+describe("Node's HTTP/2 sessions with the GC-friendly tables installed", () => {
+  let server: http2.Http2Server;
+  let url: string;
+  const serverSessions: http2.ServerHttp2Session[] = [];
+  /** Streams the server holds open until the test calls respond(). */
+  const held: http2.ServerHttp2Stream[] = [];
+  beforeAll(async () => {
+    server = http2.createServer();
+    server.on("session", (session) => {
+      expect(installGcFriendlyStreamTables(session)).toBe(true);
+      serverSessions.push(session);
+    });
+    server.on("stream", (stream, headers) => {
+      stream.on("error", () => {});
+      if (headers[":path"] === "/hold") held.push(stream);
+      else stream.respond({ ":status": 200 }, { endStream: true });
+      stream.resume();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const session of serverSessions) session.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  function connect(): http2.ClientHttp2Session {
+    const client = http2.connect(url);
+    client.on("error", () => {});
+    expect(installGcFriendlyStreamTables(client)).toBe(true);
+    return client;
+  }
+
+  function request(client: http2.ClientHttp2Session, path: string): Promise<{ status?: number; error?: Error }> {
+    return new Promise((resolve) => {
+      const stream = client.request({ ":method": "POST", ":path": path }, { endStream: true });
+      let status: number | undefined;
+      let error: Error | undefined;
+      stream.on("response", (headers) => (status = headers[":status"]));
+      stream.on("error", (err) => (error = err));
+      stream.on("close", () => resolve({ status, error }));
+      stream.resume();
+    });
+  }
+
+  const sessionClosed = (session: http2.Http2Session) =>
+    new Promise<void>((resolve) => (session.closed && session.destroyed ? resolve() : session.once("close", () => resolve())));
+
+  it("replaces Node's Map on both ends, and many concurrent streams complete", async () => {
+    const client = connect();
+    const results = await Promise.all(Array.from({ length: 200 }, () => request(client, "/now")));
+    expect(results.every((result) => result.status === 200 && !result.error)).toBe(true);
+    expect(nodeStreamTableOf(client)).toBeInstanceOf(StreamTable);
+    expect(nodeStreamTableOf(serverSessions.at(-1)!)).toBeInstanceOf(StreamTable);
+    expect((nodeStreamTableOf(serverSessions.at(-1)!) as StreamTable<unknown>).size).toBe(0);
+    client.close();
+    await sessionClosed(client);
+  });
+
+  it("a graceful close still waits for the open streams (Node counts them in the table)", async () => {
+    const client = connect();
+    const pending = request(client, "/hold");
+    await waitUntil(() => held.length === 1);
+    const session = serverSessions.at(-1)!;
+    session.close();
+    let closed = false;
+    void sessionClosed(session).then(() => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(closed).toBe(false);
+    held.pop()!.respond({ ":status": 204 }, { endStream: true });
+    expect((await pending).status).toBe(204);
+    await sessionClosed(session);
+  });
+
+  it("a lost connection still closes every open stream (Node walks the table)", async () => {
+    const client = connect();
+    const pending = [request(client, "/hold"), request(client, "/hold"), request(client, "/hold")];
+    await waitUntil(() => held.length === 3);
+    const streams = held.splice(0);
+    const serverClosed = Promise.all(streams.map((stream) => new Promise((resolve) => stream.once("close", resolve))));
+    client.destroy();
+    await serverClosed;
+    expect(streams.every((stream) => stream.closed)).toBe(true);
+    await Promise.all(pending);
+  });
+
+  it("changes nothing on an object that lacks Node's session state", () => {
+    expect(installGcFriendlyStreamTables(new EventEmitter() as unknown as http2.Http2Session)).toBe(false);
+  });
+});
+
+/** Polls until `condition` holds. */
+async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * `total` gRPC-framed POSTs to `path` over one HTTP/2 connection, `inFlight` at a time; rejects
+ * unless every one got a 200. `afterFirst` runs (with the calls still going) once `first` completed.
+ */
+async function callMany(
+  url: string,
+  path: string,
+  total: number,
+  inFlight: number,
+  midway?: { first: number; afterFirst: () => Promise<void> },
+): Promise<void> {
+  const client = http2.connect(url);
+  client.on("error", () => {});
+  const emptyMessage = Buffer.alloc(5);
+  const call = () =>
+    new Promise<void>((resolve, reject) => {
+      const stream = client.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+      stream.on("response", (headers) => {
+        if (headers[":status"] !== 200) reject(new Error(`status ${headers[":status"]}`));
+      });
+      stream.on("error", reject);
+      stream.on("close", resolve);
+      stream.resume();
+      stream.end(emptyMessage);
+    });
+  let started = 0;
+  let completed = 0;
+  let midwayDone: Promise<void> = Promise.resolve();
+  try {
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (started++ < total) {
+          await call();
+          if (++completed === midway?.first) midwayDone = midway.afterFirst();
+        }
+      }),
+    );
+    await midwayDone;
+  } finally {
+    client.close();
+  }
+}
+
+type ReadGc = (options?: { collectFirst?: boolean }) => Promise<GcProbeReading>;
+
+/** Calls measured after the full collection. */
+const MEASURED_CALLS = 6_000;
+
+/**
+ * What MEASURED_CALLS calls with 50 in flight cost the server's old generation after a full
+ * collection that ran under that load (as the first one under load does in production).
+ */
+async function oldGenerationCost(readGc: ReadGc, url: string, path: string): Promise<{ bytesPerCall: number; fullCollections: number }> {
+  await callMany(url, path, 1_000, 50);
+  let before: GcProbeReading | undefined;
+  await callMany(url, path, MEASURED_CALLS + 500, 50, { first: 500, afterFirst: async () => void (before = await readGc({ collectFirst: true })) });
+  const after = await readGc();
+  return {
+    bytesPerCall: Math.round((after.oldSpaceUsedBytes - before!.oldSpaceUsedBytes) / MEASURED_CALLS),
+    fullCollections: after.fullCollections - before!.fullCollections,
+  };
+}
+
+describe("garbage collection of ended streams", () => {
+  // A full collection moves Node's stream Map to the old generation; from then on, with its
+  // tables, ended streams reach the old generation too (and only full collections free them).
+  // Measured here: Node's tables 1.3 KB per call or a full collection within the run; the
+  // GC-friendly ones about 0.2 KB per call (what the old generation gains anyway) and none.
+  it("a bare node:http2 server: ended streams reach the old generation with Node's tables, not with the GC-friendly ones", async () => {
+    const costs: Record<string, { bytesPerCall: number; fullCollections: number }> = {};
+    for (const tables of ["node", "gc-friendly"] as const) {
+      const server = await startStreamChurnServer(tables);
+      try {
+        costs[tables] = await oldGenerationCost(server.readGc, server.url, "/churn.v1/Call");
+      } finally {
+        await server.stop();
+      }
+    }
+    console.log(`old generation growth over ${MEASURED_CALLS} calls, 50 in flight:`, JSON.stringify(costs));
+    expect(costs.node.bytesPerCall > 2 * costs["gc-friendly"].bytesPerCall || costs.node.fullCollections > 0).toBe(true);
+    expect(costs["gc-friendly"].fullCollections).toBe(0);
+    expect(costs["gc-friendly"].bytesPerCall).toBeLessThan(500);
+  });
+
+  describe("the gateway", () => {
+    let gateway: IsolatedGateway;
+    beforeAll(async () => {
+      gateway = await startIsolatedGateway();
+    });
+    afterAll(() => gateway.stop());
+
+    // Measured here: about 0.25 KB per call; 3.8 KB per call with Node's own stream tables.
+    it("keeps ended gRPC calls out of the old generation after a full collection", async () => {
+      const readGc: ReadGc = async (options = {}) => (await gateway.stats({ gc: options.collectFirst })).gc;
+      const cost = await oldGenerationCost(readGc, gateway.url, "/grpc.health.v1.Health/Check");
+      console.log(`gateway old generation growth over ${MEASURED_CALLS} calls, 50 in flight:`, JSON.stringify(cost));
+      expect(cost.fullCollections).toBe(0);
+      expect(cost.bytesPerCall).toBeLessThan(1_000);
+    });
+  });
+});

@@ -1,0 +1,36 @@
+/**
+ * What a test host process reports about its garbage collector: how much the old generation
+ * holds and how many full collections ran. Ended calls that reach the old generation are what
+ * makes young collections slow and full ones frequent (see src/server/http2-stream-tables.ts).
+ * The process must run with --expose-gc.
+ */
+import { PerformanceObserver, constants, type PerformanceEntry } from "node:perf_hooks";
+import { getHeapSpaceStatistics } from "node:v8";
+
+export interface GcProbeReading {
+  /** Bytes in use in V8's old space (where objects that survive young collections are moved). */
+  oldSpaceUsedBytes: number;
+  /** Full (mark-compact) collections since the probe started, forced ones included. */
+  fullCollections: number;
+}
+
+let fullCollections = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const detail = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail;
+    if (detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) fullCollections++;
+  }
+}).observe({ entryTypes: ["gc"] });
+
+/** The old space's use and the full collections so far (optionally after a forced full collection). */
+export async function readGcProbe(options: { collectFirst?: boolean } = {}): Promise<GcProbeReading> {
+  if (options.collectFirst) {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) throw new Error("the host process needs --expose-gc");
+    gc();
+  }
+  const oldSpaceUsedBytes = getHeapSpaceStatistics().find((space) => space.space_name === "old_space")!.space_used_size;
+  // GC entries reach observers a little after the collection, so a forced one counts before we answer.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  return { oldSpaceUsedBytes, fullCollections };
+}
