@@ -4,7 +4,7 @@ import { markNotSent } from "./upstream-errors.js";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { Http2ClientConnection } from "./http2-client/client-connection.js";
 import { connectUpstreamSocket, type UpstreamTlsOptions } from "./upstream-socket.js";
-import { installGcFriendlyStreamTables } from "../server/http2-stream-tables.js";
+import { installGcFriendlyStreamTables } from "../http2/stream-tables.js";
 
 export interface EndpointSessionOptions {
   /** `http://ip:port` or `https://ip:port`. */

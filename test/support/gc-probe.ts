@@ -1,7 +1,7 @@
 /**
  * What a test host process reports about its garbage collector: how much the old generation
  * holds and how many full collections ran. Ended calls that reach the old generation are what
- * makes young collections slow and full ones frequent (see src/server/http2-stream-tables.ts).
+ * makes young collections slow and full ones frequent (see src/http2/stream-tables.ts).
  * The process must run with --expose-gc.
  */
 import { PerformanceObserver, constants, type PerformanceEntry } from "node:perf_hooks";
@@ -27,10 +27,19 @@ export async function readGcProbe(options: { collectFirst?: boolean } = {}): Pro
   if (options.collectFirst) {
     const gc = (globalThis as { gc?: () => void }).gc;
     if (!gc) throw new Error("the host process needs --expose-gc");
+    const counted = fullCollections;
     gc();
+    const oldSpaceUsedBytes = oldSpaceUsed();
+    // GC entries reach observers a little after the collection: wait until the forced one is
+    // counted, so that it never lands in a window measured from this reading.
+    const deadline = Date.now() + 2_000;
+    while (fullCollections === counted && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    if (fullCollections === counted) throw new Error("the forced full collection was not reported within 2 s");
+    return { oldSpaceUsedBytes, fullCollections };
   }
-  const oldSpaceUsedBytes = getHeapSpaceStatistics().find((space) => space.space_name === "old_space")!.space_used_size;
-  // GC entries reach observers a little after the collection, so a forced one counts before we answer.
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  return { oldSpaceUsedBytes, fullCollections };
+  return { oldSpaceUsedBytes: oldSpaceUsed(), fullCollections };
+}
+
+function oldSpaceUsed(): number {
+  return getHeapSpaceStatistics().find((space) => space.space_name === "old_space")!.space_used_size;
 }

@@ -1,6 +1,6 @@
 /**
  * A bare node:http2 server that answers every stream at once, for measuring what Node's own
- * stream tables cost the garbage collector against the gateway's (src/server/http2-stream-tables.ts).
+ * stream tables cost the garbage collector against the gateway's (src/http2/stream-tables.ts).
  * STREAM_TABLES=node keeps Node's; STREAM_TABLES=gc-friendly installs the gateway's. Answers
  * "gc" requests over IPC with a GC probe reading.
  *
@@ -8,7 +8,7 @@
  */
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { installGcFriendlyStreamTables } from "../../src/server/http2-stream-tables.js";
+import { installGcFriendlyStreamTables } from "../../src/http2/stream-tables.js";
 import { readGcProbe } from "./gc-probe.js";
 
 const tables = process.env.STREAM_TABLES;

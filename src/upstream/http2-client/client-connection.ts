@@ -27,7 +27,7 @@ import {
   writeFrameHeader,
 } from "./frames.js";
 import { RequestHeaderEncoder, ResponseHeaderDecoder } from "./header-block.js";
-import { StreamTable } from "../../server/http2-stream-tables.js";
+import { StreamTable } from "../../http2/stream-tables.js";
 
 export interface Http2ClientConnectionOptions {
   host: string;

@@ -1,10 +1,15 @@
-import * as http2 from "node:http2";
 import { EventEmitter } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { installGcFriendlyStreamTables, PendingStreamList, StreamTable } from "../../src/server/http2-stream-tables.js";
+import { installGcFriendlyStreamTables, PendingStreamList, StreamTable } from "../../src/http2/stream-tables.js";
 import { startIsolatedGateway, type IsolatedGateway } from "../support/hostile-gateway.js";
 import { startStreamChurnServer } from "../support/stream-churn-server.js";
+import { startUpstreams, type UpstreamProcess } from "../support/upstream-fleet.js";
+import { buildUpstreamImage } from "../support/upstream-image.js";
 import type { GcProbeReading } from "../support/gc-probe.js";
 
 /** A small deterministic random sequence, so a failure replays. */
@@ -155,18 +160,22 @@ describe("Node's HTTP/2 sessions with the GC-friendly tables installed", () => {
     await sessionClosed(client);
   });
 
-  it("a graceful close still waits for the open streams (Node counts them in the table)", async () => {
+  it("a graceful close lets the open streams finish", async () => {
     const client = connect();
-    const pending = request(client, "/hold");
-    await waitUntil(() => held.length === 1);
+    const first = request(client, "/hold");
+    const second = request(client, "/hold");
+    await waitUntil(() => held.length === 2);
     const session = serverSessions.at(-1)!;
     session.close();
     let closed = false;
     void sessionClosed(session).then(() => (closed = true));
+    // One stream ends: Node then checks (in the table) whether any are left before closing the session.
+    held.shift()!.respond({ ":status": 204 }, { endStream: true });
+    expect((await first).status).toBe(204);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(closed).toBe(false);
-    held.pop()!.respond({ ":status": 204 }, { endStream: true });
-    expect((await pending).status).toBe(204);
+    held.shift()!.respond({ ":status": 204 }, { endStream: true });
+    expect((await second).status).toBe(204);
     await sessionClosed(session);
   });
 
@@ -180,6 +189,42 @@ describe("Node's HTTP/2 sessions with the GC-friendly tables installed", () => {
     await serverClosed;
     expect(streams.every((stream) => stream.closed)).toBe(true);
     await Promise.all(pending);
+  });
+
+  it("takes over the streams already open when installed late, and Node still finds and closes them", async () => {
+    const client = http2.connect(url);
+    client.on("error", () => {});
+    const answered = request(client, "/hold");
+    const cut = request(client, "/hold");
+    await waitUntil(() => held.length === 2);
+    expect(installGcFriendlyStreamTables(client)).toBe(true);
+    const table = nodeStreamTableOf(client) as StreamTable<unknown>;
+    expect(table).toBeInstanceOf(StreamTable);
+    expect(table.size).toBe(2);
+    held.shift()!.respond({ ":status": 204 }, { endStream: true });
+    expect((await answered).status).toBe(204);
+    expect(table.size).toBe(1);
+    held.splice(0);
+    client.destroy();
+    const result = await cut;
+    expect(result.status).toBeUndefined();
+    expect(table.size).toBe(0);
+  });
+
+  it("keeps a client's requests made before it is connected, sends them on connect, and cancels them on destroy", async () => {
+    const early = connect();
+    const sent = await Promise.all([request(early, "/now"), request(early, "/now")]);
+    expect(sent.map((result) => result.status)).toEqual([200, 200]);
+    early.close();
+
+    const dropped = connect();
+    const cancelled = [request(dropped, "/now"), request(dropped, "/now")];
+    dropped.destroy();
+    const results = await Promise.all(cancelled);
+    expect(results.map((result) => (result.error as NodeJS.ErrnoException | undefined)?.code)).toEqual([
+      "ERR_HTTP2_STREAM_CANCEL",
+      "ERR_HTTP2_STREAM_CANCEL",
+    ]);
   });
 
   it("changes nothing on an object that lacks Node's session state", () => {
@@ -282,16 +327,33 @@ describe("garbage collection of ended streams", () => {
 
   describe("the gateway", () => {
     let gateway: IsolatedGateway;
+    let upstream: UpstreamProcess;
     beforeAll(async () => {
-      gateway = await startIsolatedGateway();
+      [upstream] = await startUpstreams([{ id: "gc" }]);
+      const dir = mkdtempSync(join(tmpdir(), "gateway-gc-"));
+      const configFile = join(dir, "gateway.json");
+      const route = { match: "test.upstream.v1.EchoService", target: upstream.address, passthrough: true };
+      writeFileSync(configFile, JSON.stringify({ upstreams: { images: [await buildUpstreamImage(dir)], routes: [route] } }));
+      gateway = await startIsolatedGateway({ GATEWAY_CONFIG_FILE: configFile });
     });
-    afterAll(() => gateway.stop());
+    afterAll(async () => {
+      await gateway?.stop();
+      await upstream?.stop();
+    });
+    const readGc: ReadGc = async (options = {}) => (await gateway.stats({ gc: options.collectFirst })).gc;
 
     // Measured here: about 0.25 KB per call; 3.8 KB per call with Node's own stream tables.
-    it("keeps ended gRPC calls out of the old generation after a full collection", async () => {
-      const readGc: ReadGc = async (options = {}) => (await gateway.stats({ gc: options.collectFirst })).gc;
+    it("keeps ended gRPC calls it answers out of the old generation after a full collection", async () => {
       const cost = await oldGenerationCost(readGc, gateway.url, "/grpc.health.v1.Health/Check");
-      console.log(`gateway old generation growth over ${MEASURED_CALLS} calls, 50 in flight:`, JSON.stringify(cost));
+      console.log(`gateway (answering) old generation growth over ${MEASURED_CALLS} calls, 50 in flight:`, JSON.stringify(cost));
+      expect(cost.fullCollections).toBe(0);
+      expect(cost.bytesPerCall).toBeLessThan(1_000);
+    });
+
+    // Server side and the gateway's own upstream client (pass-through).
+    it("keeps ended proxied calls out of the old generation after a full collection", async () => {
+      const cost = await oldGenerationCost(readGc, gateway.url, "/test.upstream.v1.EchoService/Echo");
+      console.log(`gateway (proxying) old generation growth over ${MEASURED_CALLS} calls, 50 in flight:`, JSON.stringify(cost));
       expect(cost.fullCollections).toBe(0);
       expect(cost.bytesPerCall).toBeLessThan(1_000);
     });

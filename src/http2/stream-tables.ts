@@ -60,7 +60,11 @@ export class StreamTable<T> {
     this.count = 0;
   }
 
-  /** Calls back for every stream in id order (the order they were added, as ids only grow); a stream removed meanwhile is skipped, as Map.forEach does. */
+  /**
+   * Calls back for every stream in id order (for streams one side opens, the order added). A
+   * stream removed by an earlier callback is skipped, as Map.forEach does; unlike Map.forEach,
+   * one added meanwhile is not visited (Node only adds streams from its own frame callbacks).
+   */
   forEach(callback: (stream: T, id: number, table: this) => void): void {
     for (const key in this.entries) {
       const stream = this.entries[key];
@@ -74,7 +78,11 @@ export class StreamTable<T> {
   }
 }
 
-/** Streams not yet given an id: a Set-shaped list (Node holds a stream here only until it has an id, so it stays tiny). */
+/**
+ * Streams not yet given an id: a Set-shaped list. Its operations are linear, which is fine
+ * because Node holds a stream here only until it has an id (on a server, within its
+ * constructor; on a client, until the connection is up), so it stays tiny.
+ */
 export class PendingStreamList<T> {
   private readonly streams: T[] = [];
 
@@ -107,7 +115,7 @@ export class PendingStreamList<T> {
     this.streams.length = 0;
   }
 
-  /** Calls back for every stream in the order added; a stream removed meanwhile is skipped, as Set.forEach does. */
+  /** Calls back for every stream in the order added; a stream removed meanwhile is skipped, as Set.forEach does, and one added meanwhile is not visited. */
   forEach(callback: (stream: T, same: T, list: this) => void): void {
     for (const stream of [...this.streams]) {
       if (this.streams.includes(stream)) callback(stream, stream, this);
@@ -125,6 +133,14 @@ interface NodeSessionStreamState {
   streams: Map<number, unknown> | StreamTable<unknown>;
   pendingStreams: Set<unknown> | PendingStreamList<unknown>;
 }
+
+/**
+ * Node majors whose HTTP/2 code was read for how it uses these tables (get, set, delete, size,
+ * forEach; 20.20 and 22.23). Another major keeps its own tables until someone reads its code and
+ * adds it here: a new use there (say, values()) would break every stream.
+ */
+const CHECKED_NODE_MAJORS = [20, 22];
+const nodeMajor = Number(process.versions.node.split(".")[0]);
 
 /** Node's private per-session state symbol, found on the first session that has it. */
 let sessionStateKey: symbol | undefined;
@@ -156,10 +172,12 @@ function nodeStreamState(session: http2.Http2Session): NodeSessionStreamState | 
 
 /**
  * Swaps Node's Map and Set of a session's streams for tables whose ended streams stay young
- * garbage (see the note above). Returns false, changing nothing, when this Node keeps its
- * session state in some other shape: the session then works as before, only with more GC.
+ * garbage (see the note above). Returns false, changing nothing, on a Node major not checked
+ * or one that keeps its session state in some other shape: the session then works as before,
+ * only with more GC.
  */
 export function installGcFriendlyStreamTables(session: http2.Http2Session): boolean {
+  if (!CHECKED_NODE_MAJORS.includes(nodeMajor)) return false;
   const state = nodeStreamState(session);
   if (!state) return false;
   if (state.streams instanceof StreamTable) return true;
