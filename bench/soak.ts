@@ -21,6 +21,7 @@ console.log(
       heapMiB: { start: Math.round(report.heapStartBytes / MiB), end: Math.round(report.heapEndBytes / MiB) },
       gatewaySessionErrors: report.final.sessionErrors.length,
       rssMiB: { start: Math.round(report.rssStartBytes / MiB), peak: Math.round(report.rssPeakBytes / MiB), end: Math.round(report.rssEndBytes / MiB) },
+      heldBeyondSpareHeapMiB: { start: Math.round(report.heldStartBytes / MiB), end: Math.round(report.heldEndBytes / MiB) },
       inFlightAtEnd: report.final.inFlight,
       connectionsAtEnd: report.final.connections,
     },

@@ -13,7 +13,7 @@ import type * as http2 from "node:http2";
  * on a connection, that turned every ended call into old-generation garbage after the first
  * full collection under load: a bare node:http2 server promoted about 1.1 MB per young
  * collection instead of about 5 KB, spent twice the time in young collections and ran a full
- * collection about three times as often (see bench/README.md, "GC regimes"). A plain object
+ * collection about three times as often (see bench/README.md, "GC"). A plain object
  * keyed by stream id rebuilds its storage without the link to the next one, so ended streams
  * stay young garbage.
  */

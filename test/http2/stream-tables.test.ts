@@ -243,7 +243,7 @@ async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<v
 
 /**
  * `total` gRPC-framed POSTs to `path` over one HTTP/2 connection, `inFlight` at a time; rejects
- * unless every one got a 200. `afterFirst` runs (with the calls still going) once `first` completed.
+ * unless every one got a 200 and grpc-status 0. `afterFirst` runs (with the calls still going) once `first` completed.
  */
 async function callMany(
   url: string,
@@ -258,11 +258,14 @@ async function callMany(
   const call = () =>
     new Promise<void>((resolve, reject) => {
       const stream = client.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+      let grpcStatus: unknown;
       stream.on("response", (headers) => {
         if (headers[":status"] !== 200) reject(new Error(`status ${headers[":status"]}`));
+        grpcStatus = headers["grpc-status"]; // a trailers-only answer
       });
+      stream.on("trailers", (trailers) => (grpcStatus = trailers["grpc-status"]));
       stream.on("error", reject);
-      stream.on("close", resolve);
+      stream.on("close", () => (grpcStatus === "0" ? resolve() : reject(new Error(`${path}: grpc-status ${String(grpcStatus)}`))));
       stream.resume();
       stream.end(emptyMessage);
     });

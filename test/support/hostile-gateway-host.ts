@@ -21,6 +21,8 @@ export interface HostStats {
   connectionStates: Record<string, number>;
   rssBytes: number;
   heapUsedBytes: number;
+  /** What V8 has committed for the JS heap, used or not. */
+  heapTotalBytes: number;
   /** Log lines at level error or fatal (e.g. "rpc handler failed"): unexpected failures. */
   errorLogs: Record<string, unknown>[];
   /** The gateway's "http/2 session error" log lines (debug level: only with HOSTILE_LOG_LEVEL=debug), at most 50. */
@@ -92,6 +94,7 @@ process.on("message", async (message: { type: string; id: number; gc?: boolean }
       connectionStates,
       rssBytes: memory.rss,
       heapUsedBytes: memory.heapUsed,
+      heapTotalBytes: memory.heapTotal,
       errorLogs,
       sessionErrors,
       crashes,
