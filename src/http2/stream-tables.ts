@@ -34,11 +34,6 @@ export class StreamTable<T> {
     return this.entries[id];
   }
 
-  /** Whether a stream with this id is in the table. */
-  has(id: number): boolean {
-    return this.entries[id] !== undefined;
-  }
-
   /** Puts a stream in the table under its id. */
   set(id: number, stream: T): this {
     if (this.entries[id] === undefined) this.count++;
@@ -91,11 +86,6 @@ export class PendingStreamList<T> {
     return this.streams.length;
   }
 
-  /** Whether this stream is in the list. */
-  has(stream: T): boolean {
-    return this.streams.includes(stream);
-  }
-
   /** Adds a stream (once). */
   add(stream: T): this {
     if (!this.streams.includes(stream)) this.streams.push(stream);
@@ -110,21 +100,11 @@ export class PendingStreamList<T> {
     return true;
   }
 
-  /** Empties the list. */
-  clear(): void {
-    this.streams.length = 0;
-  }
-
   /** Calls back for every stream in the order added; a stream removed meanwhile is skipped, as Set.forEach does, and one added meanwhile is not visited. */
   forEach(callback: (stream: T, same: T, list: this) => void): void {
     for (const stream of [...this.streams]) {
       if (this.streams.includes(stream)) callback(stream, stream, this);
     }
-  }
-
-  /** The streams in the order added, taken when called. */
-  values(): IterableIterator<T> {
-    return [...this.streams][Symbol.iterator]();
   }
 }
 

@@ -1,9 +1,8 @@
-import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import type { ChildProcess } from "node:child_process";
+import { forkChildHost } from "./child-host.js";
 import type { HostStats } from "./hostile-gateway-host.js";
 
 export type { HostStats };
-const projectRoot = fileURLToPath(new URL("../..", import.meta.url));
 
 /** The gateway in a child process (see hostile-gateway-host.ts), with its stats over IPC. */
 export interface IsolatedGateway {
@@ -20,48 +19,12 @@ export interface IsolatedGateway {
 
 /** Start the gateway on 127.0.0.1 and a free port, configured by GATEWAY_* variables. */
 export async function startIsolatedGateway(env: Record<string, string> = {}): Promise<IsolatedGateway> {
-  const child = fork("test/support/hostile-gateway-host.ts", [], {
-    cwd: projectRoot,
-    execArgv: ["--expose-gc", "--import", "tsx"],
-    env: { ...process.env, GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: "0", ...env },
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
-  });
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.once("exit", () => ((exited = true), resolve())));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`gateway did not start: ${stderr}`));
-    }, 20_000);
-    child.on("message", (message: { type: string; port?: number }) => {
-      if (message.type === "listening") {
-        clearTimeout(timer);
-        resolve(message.port!);
-      }
-    });
-    void exit.then(() => reject(new Error(`gateway exited before listening: ${stderr}`)));
-  });
-  let nextId = 0;
-  const stats = (options: { gc?: boolean } = {}) =>
-    new Promise<HostStats>((resolve, reject) => {
-      if (exited) return reject(new Error(`gateway process is gone: ${stderr}`));
-      const id = ++nextId;
-      const timer = setTimeout(() => reject(new Error("gateway did not answer a stats request in 5 s")), 5_000);
-      const onMessage = (message: { type: string; id: number; stats: HostStats }) => {
-        if (message.type !== "stats" || message.id !== id) return;
-        clearTimeout(timer);
-        child.off("message", onMessage);
-        resolve(message.stats);
-      };
-      child.on("message", onMessage);
-      child.send({ type: "stats", id, gc: options.gc });
-    });
+  const host = await forkChildHost("test/support/hostile-gateway-host.ts", { GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: "0", ...env }, "gateway");
+  const stats = async (options: { gc?: boolean } = {}) => (await host.ask<{ stats: HostStats }>("stats", { gc: options.gc })).stats;
   return {
-    child,
-    port,
-    url: `http://127.0.0.1:${port}`,
+    child: host.child,
+    port: host.port,
+    url: `http://127.0.0.1:${host.port}`,
     stats,
     async settle(timeoutMs, done = (s) => s.inFlight === 0 && s.connections === 0) {
       const deadline = Date.now() + timeoutMs;
@@ -72,12 +35,12 @@ export async function startIsolatedGateway(env: Record<string, string> = {}): Pr
       }
       return last;
     },
-    alive: () => !exited,
+    alive: () => !host.exited(),
     async stop() {
-      if (exited) return;
-      child.send({ type: "shutdown" });
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exit;
+      if (host.exited()) return;
+      host.child.send({ type: "shutdown" });
+      const timer = setTimeout(() => host.child.kill("SIGKILL"), 5_000);
+      await host.exit;
       clearTimeout(timer);
     },
   };
