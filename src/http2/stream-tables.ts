@@ -1,4 +1,5 @@
 import type * as http2 from "node:http2";
+import { onCheckedNodeMajor } from "./node-internals.js";
 
 /*
  * Why these tables exist: V8 keeps a JS Map or Set in a hash table that it rebuilds every few
@@ -114,14 +115,6 @@ interface NodeSessionStreamState {
   pendingStreams: Set<unknown> | PendingStreamList<unknown>;
 }
 
-/**
- * Node majors whose HTTP/2 code was read for how it uses these tables (get, set, delete, size,
- * forEach; 20.20 and 22.23). Another major keeps its own tables until someone reads its code and
- * adds it here: a new use there (say, values()) would break every stream.
- */
-const CHECKED_NODE_MAJORS = [20, 22];
-const nodeMajor = Number(process.versions.node.split(".")[0]);
-
 /** Node's private per-session state symbol, found on the first session that has it. */
 let sessionStateKey: symbol | undefined;
 
@@ -157,7 +150,8 @@ function nodeStreamState(session: http2.Http2Session): NodeSessionStreamState | 
  * only with more GC.
  */
 export function installGcFriendlyStreamTables(session: http2.Http2Session): boolean {
-  if (!CHECKED_NODE_MAJORS.includes(nodeMajor)) return false;
+  // Checked for these tables: Node uses get, set, delete, size and forEach on them (see node-internals.ts).
+  if (!onCheckedNodeMajor) return false;
   const state = nodeStreamState(session);
   if (!state) return false;
   if (state.streams instanceof StreamTable) return true;

@@ -2,6 +2,7 @@ import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { DescMethod } from "@bufbuild/protobuf";
+import { leanRespond, leanSendTrailers } from "../http2/lean-response.js";
 import type { Logger } from "../ops/logger.js";
 import type { CancelSignal, Cluster, Leased, UpstreamCallOptions } from "./cluster.js";
 import type { Endpoint } from "./endpoint.js";
@@ -344,7 +345,7 @@ class PassthroughCall {
     this.relayed = upstream;
     // Only Node's connections need to hear that response bytes arrived (their keep-alive timer).
     this.relayedSessions = this.usesOwnClient() ? undefined : sessions;
-    this.stream.respond(out, WAIT_FOR_TRAILERS);
+    leanRespond(this.stream, out, WAIT_FOR_TRAILERS);
     this.stream.on("wantTrailers", this.onWantTrailers);
     upstream.on("trailers", this.onUpstreamTrailers);
     upstream.on("data", this.onUpstreamData);
@@ -405,7 +406,7 @@ class PassthroughCall {
       copyStatus(upstreamTrailers!, trailers);
       relayNodeResponseMetadata(upstreamTrailers!, trailers);
     }
-    if (!this.stream.closed) this.stream.sendTrailers(trailers);
+    if (!this.stream.closed) leanSendTrailers(this.stream, trailers);
     this.complete(override ?? statusOf(upstreamTrailers!));
   };
 
@@ -453,7 +454,7 @@ class PassthroughCall {
   private respondTrailersOnly(headers: http2.OutgoingHttpHeaders): void {
     this.responded = true;
     if (this.stream.closed || this.stream.headersSent) return;
-    this.stream.respond(headers, END_STREAM);
+    leanRespond(this.stream, headers, END_STREAM);
   }
 
   private complete(outcome: ConnectError | undefined): void {

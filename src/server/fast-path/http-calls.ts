@@ -1,4 +1,5 @@
 import * as http2 from "node:http2";
+import { leanRespond, leanSendTrailers } from "../../http2/lean-response.js";
 import type { HttpRequest, HttpResponse } from "../http-types.js";
 import { FastCall, type FastSpec, type UnaryReply } from "./fast-call.js";
 import { writeAtEndOfTurn, type DeferredWrite } from "./end-of-turn-writes.js";
@@ -22,10 +23,10 @@ type StreamWithTrailers = http2.ServerHttp2Stream & { [TRAILERS]?: Readonly<Reco
 
 // Shared listeners: a closure per call would be one more allocation on the hottest path.
 function sendOkTrailers(this: http2.ServerHttp2Stream): void {
-  this.sendTrailers(OK_TRAILERS_OBJECT);
+  leanSendTrailers(this, OK_TRAILERS_OBJECT);
 }
 function sendStoredTrailers(this: StreamWithTrailers): void {
-  this.sendTrailers(this[TRAILERS]!);
+  leanSendTrailers(this, this[TRAILERS]!);
 }
 
 /** A fast-path call that arrived as a raw HTTP/2 stream. */
@@ -47,9 +48,9 @@ export class Http2Call extends FastCall {
     headers[":status"] = reply.status;
     const trailers = reply.trailers;
     if (trailers === undefined) {
-      stream.respond(headers);
+      leanRespond(stream, headers);
     } else {
-      stream.respond(headers, WAIT_FOR_TRAILERS);
+      leanRespond(stream, headers, WAIT_FOR_TRAILERS);
       if (trailers === OK_TRAILERS_OBJECT) {
         stream.on("wantTrailers", sendOkTrailers);
       } else {
@@ -63,7 +64,7 @@ export class Http2Call extends FastCall {
 
   startResponse(status: number, headers: Record<string, string | string[]>, withTrailers: boolean): void {
     (headers as http2.OutgoingHttpHeaders)[":status"] = status;
-    this.stream.respond(headers, withTrailers ? WAIT_FOR_TRAILERS : undefined);
+    leanRespond(this.stream, headers, withTrailers ? WAIT_FOR_TRAILERS : undefined);
   }
 
   writeBody(chunk: Uint8Array): boolean {
