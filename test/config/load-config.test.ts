@@ -1,11 +1,18 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseConfig } from "../../src/config/load-config.js";
 
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 function tempFile(name: string, content: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), "gateway-config-")), name);
+  const dir = mkdtempSync(join(tmpdir(), "gateway-config-"));
+  tempDirs.push(dir);
+  const file = join(dir, name);
   writeFileSync(file, content);
   return file;
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -331,9 +331,10 @@ describe("garbage collection of ended streams", () => {
   describe("the gateway", () => {
     let gateway: IsolatedGateway;
     let upstream: UpstreamProcess;
+    let dir: string | undefined;
     beforeAll(async () => {
       [upstream] = await startUpstreams([{ id: "gc" }]);
-      const dir = mkdtempSync(join(tmpdir(), "gateway-gc-"));
+      dir = mkdtempSync(join(tmpdir(), "gateway-gc-"));
       const configFile = join(dir, "gateway.json");
       const route = { match: "test.upstream.v1.EchoService", target: upstream.address, passthrough: true };
       writeFileSync(configFile, JSON.stringify({ upstreams: { images: [await buildUpstreamImage(dir)], routes: [route] } }));
@@ -342,6 +343,7 @@ describe("garbage collection of ended streams", () => {
     afterAll(async () => {
       await gateway?.stop();
       await upstream?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
     });
     const readGc: ReadGc = async (options = {}) => (await gateway.stats({ gc: options.collectFirst })).gc;
 

@@ -38,6 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   matrix?.close();
   await gw?.close();
+  fx?.remove();
 });
 
 const PROTOCOLS = ["connect over HTTP/1.1, json", "connect over HTTP/2, binary", "grpc over HTTP/2, binary", "grpc-web over HTTP/1.1, binary"];

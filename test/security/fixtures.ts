@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
@@ -18,6 +18,8 @@ export interface SecurityFixtures {
   token(claims?: Record<string, unknown>, options?: { expiresIn?: string | number; audience?: string; issuer?: string }): Promise<string>;
   /** Sign with a key the gateway does not trust, but the trusted key's kid. */
   forged(claims?: Record<string, unknown>): Promise<string>;
+  /** Delete the fixture files (call once the gateways using them have stopped). */
+  remove(): void;
 }
 
 /** Create the fixtures: two API keys (one with scope calc) and an ES256 JWKS. */
@@ -47,5 +49,6 @@ export async function createSecurityFixtures(): Promise<SecurityFixtures> {
     jwksFile,
     token: (claims = {}, options = {}) => sign(trusted.privateKey, claims, options),
     forged: (claims = {}) => sign(untrusted.privateKey, claims, {}),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -28,6 +28,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.close();
   await new Promise((resolve) => jwksServer?.close(resolve));
+  fx?.remove();
 });
 
 describe("JWKS from a URL", () => {

@@ -3,7 +3,7 @@
  * refused; with a certificate, HTTP/1.1 and HTTP/2 (ALPN) both work, RPCs too.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import * as https from "node:https";
 import { tmpdir } from "node:os";
@@ -17,6 +17,8 @@ import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 const OPENSSL = "/usr/bin/openssl";
 
 interface Pki {
+  /** Where the files are. */
+  dir: string;
   caFile: string;
   certFile: string;
   keyFile: string;
@@ -44,6 +46,7 @@ function createPki(): Pki {
   leaf("stranger", "other-ca", []);
   const read = (name: string) => readFileSync(f(name));
   return {
+    dir,
     caFile: f("ca.pem"),
     certFile: f("server.pem"),
     keyFile: f("server.key"),
@@ -92,7 +95,10 @@ beforeAll(async () => {
   pki = createPki();
   gw = await startGateway({ tls: { certFile: pki.certFile, keyFile: pki.keyFile }, security: { clientCertificates: { caFile: pki.caFile } } });
 }, 30_000);
-afterAll(() => gw?.close());
+afterAll(async () => {
+  await gw?.close();
+  if (pki) rmSync(pki.dir, { recursive: true, force: true });
+});
 
 describe("client certificates required", () => {
   it("refuses a client without a certificate, over HTTP/1.1 and HTTP/2", async () => {

@@ -15,7 +15,7 @@ import { curl } from "../support/curl.js";
 import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
 import { redisAvailable, startRedis, type RedisProcess } from "../support/redis.js";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
-import { API_KEY, CALC_API_KEY, createSecurityFixtures } from "./fixtures.js";
+import { API_KEY, CALC_API_KEY, createSecurityFixtures, type SecurityFixtures } from "./fixtures.js";
 
 async function outcome(call: () => Promise<unknown>): Promise<{ code: Code | "ok"; retryAfter?: string | null }> {
   try {
@@ -43,8 +43,9 @@ describe("token bucket", () => {
 describe("in memory, per identity", () => {
   let gw: StartedGateway;
   let matrix: TransportMatrix;
+  let fx: SecurityFixtures | undefined;
   beforeAll(async () => {
-    const fx = await createSecurityFixtures();
+    fx = await createSecurityFixtures();
     gw = await startGateway({
       security: {
         apiKeys: { file: fx.apiKeysFile },
@@ -58,6 +59,7 @@ describe("in memory, per identity", () => {
   afterAll(async () => {
     matrix?.close();
     await gw?.close();
+    fx?.remove();
   });
 
   it("over the limit: resource_exhausted with retry-after, on every protocol; another key is unaffected", async () => {
@@ -98,9 +100,10 @@ describe("in memory, per identity", () => {
 describe.runIf(redisAvailable())("in Redis, shared by two gateway processes", () => {
   let redis: RedisProcess;
   let gateways: GatewayProcess[] = [];
+  let fx: SecurityFixtures | undefined;
   beforeAll(async () => {
     redis = await startRedis();
-    const fx = await createSecurityFixtures();
+    fx = await createSecurityFixtures();
     // One token per 5 s: a slow machine cannot refill the bucket during the test.
     const configFile = join(fx.dir, "gateway.yaml");
     writeFileSync(configFile, "security:\n  rateLimit: { requestsPerSecond: 0.2 }\n");
@@ -119,6 +122,7 @@ describe.runIf(redisAvailable())("in Redis, shared by two gateway processes", ()
       await gw.exited;
     }
     await redis?.stop();
+    fx?.remove();
   });
 
   it("the bucket is shared: calls alternating between replicas run out together", async () => {

@@ -12,23 +12,25 @@ import { buildUpstreamImage } from "../support/upstream-image.js";
 import { createGrpcJsClient, grpcServiceDefinition, grpcUnary, type GenericGrpcClient } from "../support/grpc-js-client.js";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { inspect, startUpstreams, type UpstreamProcess } from "../support/upstream-fleet.js";
-import { API_KEY, createSecurityFixtures } from "./fixtures.js";
+import { API_KEY, createSecurityFixtures, type SecurityFixtures } from "./fixtures.js";
 
 let imageDir: string;
 let upstream: UpstreamProcess;
 let gw: StartedGateway;
 let client: GenericGrpcClient;
+let fx: SecurityFixtures | undefined;
 
 beforeAll(async () => {
   imageDir = mkdtempSync(join(tmpdir(), "gateway-image-"));
-  const [started, image, fx] = await Promise.all([
+  const [started, image, created] = await Promise.all([
     startUpstreams([{ id: "a" }]),
     buildUpstreamImage(imageDir),
     createSecurityFixtures(),
   ]);
   upstream = started[0];
+  fx = created;
   gw = await startGateway({
-    security: { apiKeys: { file: fx.apiKeysFile }, defaultAccess: "authenticated" },
+    security: { apiKeys: { file: created.apiKeysFile }, defaultAccess: "authenticated" },
     upstreams: {
       images: [image],
       // passthrough is the default for gRPC routes; named here because it is what is under test.
@@ -43,6 +45,7 @@ afterAll(async () => {
   await gw?.close();
   await upstream?.stop();
   rmSync(imageDir, { recursive: true, force: true });
+  fx?.remove();
 });
 
 describe("gRPC to a pass-through route with authentication configured", () => {

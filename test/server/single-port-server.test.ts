@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import * as https from "node:https";
 import * as net from "node:net";
@@ -119,8 +119,9 @@ describe("HTTP/2: an answer given before the request body was read", () => {
 describe("TLS with ALPN on the same port", () => {
   let gw: StartedGateway;
   let cert: Buffer;
+  let dir: string | undefined;
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "gateway-tls-"));
+    dir = mkdtempSync(join(tmpdir(), "gateway-tls-"));
     const certFile = join(dir, "cert.pem");
     const keyFile = join(dir, "key.pem");
     execFileSync("openssl", [
@@ -131,7 +132,10 @@ describe("TLS with ALPN on the same port", () => {
     cert = readFileSync(certFile);
     gw = await startGateway({ tls: { certFile, keyFile } });
   });
-  afterAll(() => gw.close());
+  afterAll(async () => {
+    await gw?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
 
   it("negotiates h2 by ALPN", async () => {
     const res = await http2Get(`https://127.0.0.1:${gw.port}`, "/healthz", { ca: cert });
