@@ -14,15 +14,18 @@ import { findSymbolKey, onCheckedNodeMajor } from "./node-internals.js";
  *
  * leanRespond() and leanSendTrailers() take the same arguments as Node's methods and do the
  * same steps in the same order: the same checks, flags, timer refresh and native call, with the
- * header block built by a loop that only accepts what needs no validation (lower-case token
- * names, string or number values, no pseudo-headers but a valid :status, no sensitive-header
- * list, no connection-specific names). Anything else goes to Node's own method, which then
- * answers or throws exactly as before. Trailers of all streams that ask for them in one event-loop
- * turn are sent from a single setImmediate: still outside nghttp2's callback, as Node requires.
+ * header block built by a loop that only accepts what needs no validation (a plain object with
+ * lower-case token names, string or number values, an own valid :status and no other
+ * pseudo-header, no sensitive-header list, no connection-specific names, no date left for Node
+ * to fill in) and options Node would read the same way (booleans, no sendDate). Anything else
+ * goes to Node's own method, which then answers or throws exactly as before. Trailers of all
+ * streams that ask for them in one event-loop turn are sent from a single setImmediate: still
+ * outside nghttp2's callback, as Node requires.
  *
  * What differs: `stream.sentHeaders` and `stream.sentTrailers` hold the objects passed in (Node's
- * copy also has the :status it defaulted and the date it added), and NODE_DEBUG=http2 does not
- * log these two steps.
+ * copy also has the date it added); a stream whose native submit fails is destroyed with a
+ * ConnectError (Internal) instead of Node's NghttpError; the batched trailers go out before other
+ * immediates queued between them; and NODE_DEBUG=http2 does not log these two steps.
  */
 
 /** The private parts of a Node server stream these functions use, found once. */
@@ -74,7 +77,8 @@ const responseSentChannel = diagnosticsChannel.channel("http2.server.stream.fini
 /** Sends a response's headers as `stream.respond(headers, options)` does, without its per-call overhead when the headers allow (see the note above). */
 export function leanRespond(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, options?: http2.ServerStreamResponseOptions): void {
   const found = internalsOf(stream);
-  const headerList = found === undefined || responseSentChannel.hasSubscribers ? undefined : responseHeaderList(headers);
+  const plain = found !== undefined && isPlainOptions(options) && !responseSentChannel.hasSubscribers;
+  const headerList = plain ? responseHeaderList(headers) : undefined;
   if (found === undefined || headerList === undefined || stream.destroyed) {
     stream.respond(headers, options);
     return;
@@ -88,6 +92,7 @@ export function leanRespond(stream: http2.ServerHttp2Stream, headers: http2.Outg
   }
   (target[found.updateTimer] as () => void)();
   let streamOptions = 0;
+  // isPlainOptions let only booleans through, so these tests read the options as Node's `!!` does.
   const endStream = options?.endStream === true;
   if (endStream) streamOptions |= STREAM_OPTION_EMPTY_PAYLOAD;
   if (options?.waitForTrailers) {
@@ -104,7 +109,7 @@ export function leanRespond(stream: http2.ServerHttp2Stream, headers: http2.Outg
 /** Sends a stream's trailers as `stream.sendTrailers(trailers)` does (call it from 'wantTrailers'), without its per-call overhead when the trailers allow. */
 export function leanSendTrailers(stream: http2.ServerHttp2Stream, trailers: http2.OutgoingHttpHeaders): void {
   const found = internalsOf(stream);
-  const headerList = found === undefined ? undefined : trailerList(trailers);
+  const headerList = found === undefined || !isHeaderObject(trailers) ? undefined : trailerList(trailers);
   if (found === undefined || headerList === undefined || stream.destroyed) {
     stream.sendTrailers(trailers);
     return;
@@ -134,15 +139,23 @@ function sendDueTrailers(): void {
   const due = trailersDue;
   trailersDue = [];
   const found = internals!;
+  let firstError: unknown;
   for (let i = 0; i < due.length; i += 2) {
     const stream = due[i] as StreamWithInternals;
     // The stream may have been destroyed meanwhile; then there is nothing to send.
     if (stream.destroyed) continue;
-    (stream[found.state] as NodeStreamState).flags &= ~STREAM_FLAGS_HAS_TRAILERS;
-    const result = (stream[found.handle] as NativeStream).trailers(due[i + 1] as HeaderList);
-    if (result < 0) stream.destroy(nativeFailure("trailers", result));
-    else (stream[found.maybeDestroy] as () => void)();
+    // One stream's failure (a throwing 'close' listener, say) must not strand the others' trailers.
+    try {
+      (stream[found.state] as NodeStreamState).flags &= ~STREAM_FLAGS_HAS_TRAILERS;
+      const result = (stream[found.handle] as NativeStream).trailers(due[i + 1] as HeaderList);
+      if (result < 0) stream.destroy(nativeFailure("trailers", result));
+      else (stream[found.maybeDestroy] as () => void)();
+    } catch (error) {
+      firstError ??= error;
+    }
   }
+  // Surfaced as Node's own per-stream setImmediate would have surfaced it.
+  if (firstError !== undefined) throw firstError;
 }
 
 function nativeFailure(what: string, result: number): ConnectError {
@@ -151,7 +164,11 @@ function nativeFailure(what: string, result: number): ConnectError {
 
 /** The internals on this stream, or undefined when this Node is not one checked or they are not all there. */
 function internalsOf(stream: http2.ServerHttp2Stream): StreamInternals | undefined {
-  if (internals === undefined) internals = findInternals(stream) ?? null;
+  if (internals === undefined) {
+    // A destroyed stream has lost its native handle: judge Node's shape on a live one.
+    if (stream.destroyed) return undefined;
+    internals = findInternals(stream) ?? null;
+  }
   if (internals === null) return undefined;
   // Every server stream has its native handle from the start; without one, leave it to Node.
   return typeof (stream as StreamWithInternals)[internals.handle] === "object" ? internals : undefined;
@@ -177,6 +194,7 @@ function findInternals(stream: http2.ServerHttp2Stream): StreamInternals | undef
   const flagsRead = (getter: string, flags: number) => readGetter(stream, getter, { [state]: { flags } });
   if (flagsRead("headersSent", STREAM_FLAGS_HEADERS_SENT) !== true || flagsRead("headersSent", ~STREAM_FLAGS_HEADERS_SENT & 0xff) !== false) return undefined;
   if (flagsRead("closed", STREAM_FLAGS_CLOSED) !== true || flagsRead("closed", ~STREAM_FLAGS_CLOSED & 0xff) !== false) return undefined;
+  if (flagsRead("headRequest", STREAM_FLAGS_HEAD_REQUEST) !== true || flagsRead("headRequest", ~STREAM_FLAGS_HEAD_REQUEST & 0xff) !== false) return undefined;
   return { state, handle, updateTimer, maybeDestroy, sentHeaders, sentTrailers };
 }
 
@@ -222,6 +240,7 @@ function currentDate(): string {
 
 /** The header block Node would build for these response headers (:status first, a date added), or undefined when Node must look at them. */
 function responseHeaderList(headers: http2.OutgoingHttpHeaders): HeaderList | undefined {
+  if (!isHeaderObject(headers) || !Object.hasOwn(headers, ":status")) return undefined;
   const status = headers[":status"];
   // 204, 205 and 304 end the stream in Node's method; anything else outside 200–599 is an error it throws.
   if (typeof status !== "number" || !Number.isInteger(status) || status < 200 || status > 599 || status === 204 || status === 205 || status === 304) {
@@ -233,9 +252,12 @@ function responseHeaderList(headers: http2.OutgoingHttpHeaders): HeaderList | un
   for (const name in headers) {
     if (name === ":status" || !Object.hasOwn(headers, name)) continue;
     const value = headers[name];
+    if (name === "date") {
+      // A date given as null or undefined is one Node fills in where the key stands: left to Node.
+      if (value == null) return undefined;
+      hasDate = true;
+    }
     if (value === undefined) continue;
-    // (A null date is one Node fills in where it stands: left to Node, as any null value.)
-    if (name === "date") hasDate = true;
     const entry = plainHeader(name, value);
     if (entry === undefined) return undefined;
     block += entry;
@@ -274,6 +296,19 @@ function trailerList(trailers: http2.OutgoingHttpHeaders): HeaderList | undefine
     lastTrailerList = list;
   }
   return list;
+}
+
+/** A headers argument the loops here can read as Node reads it: a plain object (anything else is Node's to accept or refuse). */
+function isHeaderObject(headers: unknown): headers is http2.OutgoingHttpHeaders {
+  return typeof headers === "object" && headers !== null && !Array.isArray(headers);
+}
+
+/** Options Node would read the same way: none, or an object whose endStream and waitForTrailers are booleans, without sendDate. */
+function isPlainOptions(options: http2.ServerStreamResponseOptions | undefined): boolean {
+  if (options === undefined) return true;
+  if (typeof options !== "object" || options === null || "sendDate" in options) return false;
+  const { endStream, waitForTrailers } = options;
+  return (endStream === undefined || typeof endStream === "boolean") && (waitForTrailers === undefined || typeof waitForTrailers === "boolean");
 }
 
 /** One header as Node encodes it, if it needs no check Node would make; undefined otherwise. */

@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { classifyConnectionStart } from "./http2-preface.js";
+import { leanResponsesWorkOn } from "../http2/lean-response.js";
 import { installGcFriendlyStreamTables } from "../http2/stream-tables.js";
 import type { Logger } from "../ops/logger.js";
 import type { HttpHandler } from "./http-types.js";
@@ -129,12 +130,19 @@ export class SinglePortServer {
       this.resume();
       this[UPLOAD_GRACE] = setTimeout(closeStillUploading, EARLY_ANSWER_UPLOAD_GRACE_MS, this).unref();
     };
+    let leanResponsesChecked = false;
     const onNewStream = (
       stream: StreamWithSession,
       headers: http2.IncomingHttpHeaders,
       _flags: number,
       rawHeaders: string[],
     ) => {
+      if (!leanResponsesChecked && !stream.destroyed) {
+        leanResponsesChecked = true;
+        if (!leanResponsesWorkOn(stream)) {
+          options.logger.warn({ node: process.versions.node }, "HTTP/2 responses sent through Node's respond() (a Node major not checked, or an unexpected shape): more CPU per call");
+        }
+      }
       // A client's RST_STREAM or a protocol error surfaces as an 'error' event; unheard, it would crash the process.
       stream.on("error", onStreamError);
       const session = stream.session as http2.ServerHttp2Session | undefined;
