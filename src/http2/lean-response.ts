@@ -190,7 +190,7 @@ function findInternals(stream: http2.ServerHttp2Stream): StreamInternals | undef
   const sentHeaders = keyReadByGetter(stream, "sentHeaders");
   const sentTrailers = keyReadByGetter(stream, "sentTrailers");
   if (!state || !handle || !updateTimer || !maybeDestroy || !sentHeaders || !sentTrailers) return undefined;
-  // The flag bits are private: check the two that public getters read.
+  // The flag bits are private: check the three that public getters read (HAS_TRAILERS has none).
   const flagsRead = (getter: string, flags: number) => readGetter(stream, getter, { [state]: { flags } });
   if (flagsRead("headersSent", STREAM_FLAGS_HEADERS_SENT) !== true || flagsRead("headersSent", ~STREAM_FLAGS_HEADERS_SENT & 0xff) !== false) return undefined;
   if (flagsRead("closed", STREAM_FLAGS_CLOSED) !== true || flagsRead("closed", ~STREAM_FLAGS_CLOSED & 0xff) !== false) return undefined;
