@@ -246,29 +246,15 @@ function responseHeaderList(headers: http2.OutgoingHttpHeaders): HeaderList | un
   if (typeof status !== "number" || !Number.isInteger(status) || status < 200 || status > 599 || status === 204 || status === 205 || status === 304) {
     return undefined;
   }
-  let block = `:status\0${status}\0${NO_HEADER_FLAGS}`;
-  let count = 1;
-  let hasDate = false;
-  for (const name in headers) {
-    if (name === ":status" || !Object.hasOwn(headers, name)) continue;
-    const value = headers[name];
-    if (name === "date") {
-      // A date given as null or undefined is one Node fills in where the key stands: left to Node.
-      if (value == null) return undefined;
-      hasDate = true;
-    }
-    if (value === undefined) continue;
-    const entry = plainHeader(name, value);
-    if (entry === undefined) return undefined;
-    block += entry;
-    count++;
+  const hasDate = Object.hasOwn(headers, "date");
+  // A date given as null or undefined is one Node fills in where the key stands: left to Node.
+  if (hasDate && headers.date == null) return undefined;
+  const list = encodeFields(headers, `:status\0${status}\0${NO_HEADER_FLAGS}`, 1, ":status");
+  if (list !== undefined && !hasDate) {
+    list[0] += `date\0${currentDate()}\0${NO_HEADER_FLAGS}`;
+    list[1]++;
   }
-  if ((headers as Record<symbol, unknown>)[http2.sensitiveHeaders] !== undefined) return undefined;
-  if (!hasDate) {
-    block += `date\0${currentDate()}\0${NO_HEADER_FLAGS}`;
-    count++;
-  }
-  return [block, count];
+  return list;
 }
 
 let lastTrailers: http2.OutgoingHttpHeaders | undefined;
@@ -278,27 +264,33 @@ let lastTrailerList: HeaderList | undefined;
 function trailerList(trailers: http2.OutgoingHttpHeaders): HeaderList | undefined {
   // Shared frozen trailers (every successful call's) are encoded once.
   if (trailers === lastTrailers) return lastTrailerList;
-  let block = "";
-  let count = 0;
-  for (const name in trailers) {
-    if (!Object.hasOwn(trailers, name)) continue;
-    const value = trailers[name];
-    if (value === undefined) continue;
-    const entry = plainHeader(name, value);
-    if (entry === undefined) return undefined;
-    block += entry;
-    count++;
-  }
-  if ((trailers as Record<symbol, unknown>)[http2.sensitiveHeaders] !== undefined) return undefined;
-  const list: HeaderList = [block, count];
-  if (Object.isFrozen(trailers)) {
+  const list = encodeFields(trailers, "", 0);
+  if (list !== undefined && Object.isFrozen(trailers)) {
     lastTrailers = trailers;
     lastTrailerList = list;
   }
   return list;
 }
 
-/** A headers argument the loops here can read as Node reads it: a plain object (anything else is Node's to accept or refuse). */
+/**
+ * Appends the fields Node would send (own keys, undefined values left out, `skip` already in the
+ * block) to a header block; undefined when one of them needs Node's checks.
+ */
+function encodeFields(fields: http2.OutgoingHttpHeaders, block: string, count: number, skip?: string): HeaderList | undefined {
+  for (const name in fields) {
+    if (name === skip || !Object.hasOwn(fields, name)) continue;
+    const value = fields[name];
+    if (value === undefined) continue;
+    const entry = plainHeader(name, value);
+    if (entry === undefined) return undefined;
+    block += entry;
+    count++;
+  }
+  if ((fields as Record<symbol, unknown>)[http2.sensitiveHeaders] !== undefined) return undefined;
+  return [block, count];
+}
+
+/** A headers argument the loop here can read as Node reads it: a plain object (anything else is Node's to accept or refuse). */
 function isHeaderObject(headers: unknown): headers is http2.OutgoingHttpHeaders {
   return typeof headers === "object" && headers !== null && !Array.isArray(headers);
 }

@@ -1,5 +1,5 @@
 import type * as http2 from "node:http2";
-import { onCheckedNodeMajor } from "./node-internals.js";
+import { findSymbolKey, onCheckedNodeMajor } from "./node-internals.js";
 
 /*
  * Why these tables exist: V8 keeps a JS Map or Set in a hash table that it rebuilds every few
@@ -130,17 +130,17 @@ function isStreamSet(value: unknown): value is Set<unknown> {
   return typeof set === "object" && set !== null && typeof set.size === "number" && [set.add, set.delete, set.forEach].every((method) => typeof method === "function");
 }
 
+/** Whether `value` is a session state holding the stream Map and Set this module replaces. */
+function isSessionStreamState(value: unknown): value is NodeSessionStreamState {
+  const state = value as Partial<NodeSessionStreamState> | null | undefined;
+  return typeof state === "object" && state !== null && isStreamMap(state.streams) && isStreamSet(state.pendingStreams);
+}
+
 function nodeStreamState(session: http2.Http2Session): NodeSessionStreamState | undefined {
-  const holder = session as unknown as Record<symbol, unknown>;
-  const candidates = sessionStateKey ? [sessionStateKey] : Object.getOwnPropertySymbols(session).filter((key) => key.description === "state");
-  for (const key of candidates) {
-    const state = holder[key] as Partial<NodeSessionStreamState> | undefined;
-    if (state && typeof state === "object" && isStreamMap(state.streams) && isStreamSet(state.pendingStreams)) {
-      sessionStateKey = key;
-      return state as NodeSessionStreamState;
-    }
-  }
-  return undefined;
+  sessionStateKey ??= findSymbolKey(session, "state", isSessionStreamState);
+  if (sessionStateKey === undefined) return undefined;
+  const state = (session as unknown as Record<symbol, unknown>)[sessionStateKey];
+  return isSessionStreamState(state) ? state : undefined;
 }
 
 /**
