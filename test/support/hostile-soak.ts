@@ -46,8 +46,9 @@ export interface SoakReport {
   heapEndBytes: number;
   /**
    * RSS less the room V8 has committed for the JS heap but not filled (heapTotal − heapUsed),
-   * after a full collection: what the process holds beyond V8's spare pages. V8 keeps more of
-   * those after load when full collections are rare, which says nothing about leaks.
+   * after a full collection and once RSS has stopped falling (IsolatedGateway.quietMemory): what
+   * the process holds beyond V8's spare pages. V8 keeps more of those after load when full
+   * collections are rare, which says nothing about leaks.
    */
   heldStartBytes: number;
   heldEndBytes: number;
@@ -185,7 +186,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
   // Warm up, then take the memory baseline.
   for (const kind of kinds) await kind.run().catch(() => undefined);
-  const atStart = await gw.stats({ gc: true });
+  const atStart = await gw.quietMemory();
   const rssStartBytes = atStart.rssBytes;
   let rssPeakBytes = rssStartBytes;
   const sampler = setInterval(() => void gw.stats().then((s) => (rssPeakBytes = Math.max(rssPeakBytes, s.rssBytes)), () => undefined), 250);
@@ -226,11 +227,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   for (const s of sessions) s.abort();
   agent.destroy();
   const final = await gw.settle(10_000);
+  const memoryAtEnd = await gw.quietMemory();
   const gatewayAlive = gw.alive();
   await gw.stop();
   await upstream?.stop();
   if (configDir) rmSync(configDir, { recursive: true, force: true });
-  return { durationMs: Date.now() - started, ...report, rssStartBytes, rssPeakBytes, rssEndBytes: final.rssBytes, heapStartBytes: atStart.heapUsedBytes, heapEndBytes: final.heapUsedBytes, heldStartBytes: heldBytes(atStart), heldEndBytes: heldBytes(final), final, gatewayAlive };
+  return { durationMs: Date.now() - started, ...report, rssStartBytes, rssPeakBytes, rssEndBytes: memoryAtEnd.rssBytes, heapStartBytes: atStart.heapUsedBytes, heapEndBytes: memoryAtEnd.heapUsedBytes, heldStartBytes: heldBytes(atStart), heldEndBytes: heldBytes(memoryAtEnd), final, gatewayAlive };
 }
 
 /** RSS less V8's committed but unused heap pages (see SoakReport.heldStartBytes). */
@@ -242,9 +244,9 @@ function heldBytes(stats: HostStats): number {
  * Every problem with a soak report (empty: it passed). "Back near start", after a full GC: the JS
  * heap within `heapSlackBytes` (the leak signal), and the memory held outside V8's spare heap
  * pages (SoakReport.heldStartBytes) within `heldSlackBytes` (malloc keeps some of the peak's
- * pages, so it gets more room).
+ * pages, so it gets more room; 20 s soaks measured 14–16 MiB of growth).
  */
-export function soakProblems(report: SoakReport, heldSlackBytes = 96 * MiB, heapSlackBytes = 32 * MiB): string[] {
+export function soakProblems(report: SoakReport, heldSlackBytes = 64 * MiB, heapSlackBytes = 32 * MiB): string[] {
   const problems: string[] = [];
   if (!report.gatewayAlive) problems.push("the gateway process died");
   if (report.unexpectedErrors.length > 0) {
