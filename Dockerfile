@@ -42,5 +42,7 @@ EXPOSE 8080
 # --no-incremental-marking: while V8's incremental marking runs, young per-call garbage survives
 # scavenges and is promoted (3–4 MB per scavenge at 2,000 calls/s here), which turns 1 ms
 # scavenges into 5–8 ms pauses; without it the gateway's small old generation is collected in
-# rare stop-the-world passes of about 10 ms (README "Performance"). npm start uses the same flags.
-CMD ["--no-incremental-marking", "dist/src/main.js"]
+# rare stop-the-world passes of about 10 ms (README "Performance").
+# --expose-gc: lets the gateway pace those full collections itself (gcPacing, src/ops/gc-pacer.ts),
+# so that each stays short and memory stays flat under load. npm start uses the same flags.
+CMD ["--no-incremental-marking", "--expose-gc", "dist/src/main.js"]

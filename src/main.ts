@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from "./config/load-config.js";
 import { createGateway } from "./gateway.js";
-import { createLogger } from "./ops/logger.js";
+import { exposedGc, startGcPacer } from "./ops/gc-pacer.js";
+import { createLogger, type Logger } from "./ops/logger.js";
 
 /** Entry point: load config → build the gateway → listen → shut down gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.log.level);
+  startConfiguredGcPacing(config.gcPacing.stepMb, logger);
   const gateway = createGateway(config, logger);
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -41,3 +43,14 @@ main().catch((error: unknown) => {
   process.stderr.write(`connect-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });
+
+/** Pace full collections for the whole process (src/ops/gc-pacer.ts), or say why not. */
+function startConfiguredGcPacing(stepMb: number, logger: Logger): void {
+  if (stepMb === 0) return;
+  const collect = exposedGc();
+  if (!collect) {
+    logger.warn({ stepMb }, "gc pacing is configured but node runs without --expose-gc: full collections are left to V8 (npm start and the Dockerfile pass the flag)");
+    return;
+  }
+  startGcPacer({ stepBytes: stepMb * 1024 * 1024, collect });
+}

@@ -66,6 +66,17 @@ export const gatewayConfigSchema = z
       })
       .strict()
       .prefault({}),
+    gcPacing: z
+      .object({
+        /**
+         * Force a full garbage collection whenever V8's old space has grown this many MiB since
+         * the last one (more when much survives it), so each pause stays short; 0 leaves full
+         * collections to V8. Needs node's --expose-gc flag (src/ops/gc-pacer.ts).
+         */
+        stepMb: z.number().int().min(0).max(4096).default(8),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

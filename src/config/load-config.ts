@@ -34,6 +34,7 @@ export const environmentVariables: ReadonlyArray<{ name: string; path: string[];
   { name: "GATEWAY_MAX_TIMEOUT_MS", path: ["limits", "maxTimeoutMs"], kind: "integer" },
   { name: "GATEWAY_SHUTDOWN_GRACE_MS", path: ["shutdown", "graceMs"], kind: "integer" },
   { name: "GATEWAY_LOG_LEVEL", path: ["log", "level"], kind: "string" },
+  { name: "GATEWAY_GC_PACING_STEP_MB", path: ["gcPacing", "stepMb"], kind: "integer" },
   { name: "GATEWAY_WEB_APP", path: ["web", "app", "enabled"], kind: "boolean" },
   { name: "GATEWAY_EXPLORER", path: ["web", "explorer", "enabled"], kind: "boolean" },
   { name: "GATEWAY_CORS_ALLOWED_ORIGINS", path: ["web", "cors", "allowedOrigins"], kind: "string" },

@@ -46,6 +46,7 @@ describe("loadConfig", () => {
     expect(config.fastPath.enabled).toBe(true);
     expect(config.shutdown.graceMs).toBe(20_000);
     expect(config.log.level).toBe("info");
+    expect(config.gcPacing.stepMb).toBe(8);
   });
 
   it("reads environment variables with their types", () => {
@@ -55,12 +56,14 @@ describe("loadConfig", () => {
       GATEWAY_REFLECTION: "off",
       GATEWAY_MAX_MESSAGE_BYTES: "1024",
       GATEWAY_LOG_LEVEL: "warn",
+      GATEWAY_GC_PACING_STEP_MB: "0",
     });
     expect(config.port).toBe(9090);
     expect(config.host).toBe("127.0.0.1");
     expect(config.reflection.enabled).toBe(false);
     expect(config.limits.maxMessageBytes).toBe(1024);
     expect(config.log.level).toBe("warn");
+    expect(config.gcPacing.stepMb).toBe(0);
   });
 
   it("reads a YAML file and lets the environment override it", () => {

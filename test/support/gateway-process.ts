@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { GATEWAY_NODE_FLAGS } from "../../bench/lib/proc.js";
 
 const projectRoot = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -16,9 +17,13 @@ export interface GatewayProcess {
   exited: Promise<number | string>;
 }
 
-/** Start src/main.ts on 127.0.0.1 and a free port with extra environment variables. */
-export function startGatewayProcess(env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+/**
+ * Start src/main.ts on 127.0.0.1 and a free port with extra environment variables, with the node
+ * flags the gateway ships with (`nodeFlags` replaces them).
+ */
+export function startGatewayProcess(env: Record<string, string> = {}, options: { nodeFlags?: readonly string[] } = {}): Promise<GatewayProcess> {
+  const { nodeFlags = GATEWAY_NODE_FLAGS } = options;
+  const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", "src/main.ts"], {
     cwd: projectRoot,
     env: { ...process.env, GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
