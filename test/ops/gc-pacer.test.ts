@@ -18,64 +18,58 @@ describe("the pacing rule", () => {
       vi.useRealTimers();
     });
 
-    /** An old space that grows by `growth` bytes per check; a collection leaves `survives` bytes. */
+    /** A pacer (8 MiB steps) on an old space that starts at `start` bytes; a collection leaves `survives`. */
     function simulatedHeap(start: number, survives: number) {
       const heap = { used: start, collections: [] as number[] };
-      return {
-        heap,
-        readOldSpaceUsed: () => heap.used,
-        collect: () => {
-          heap.collections.push(heap.used);
-          heap.used = survives;
-        },
+      const collect = () => {
+        heap.collections.push(heap.used);
+        heap.used = survives;
       };
+      return { heap, pacer: startGcPacer({ stepBytes: 8 * MiB, checkIntervalMs: 100, readOldSpaceUsed: () => heap.used, collect }) };
     }
 
     it("collects once the old space has grown a step past the lowest use since the last collection", () => {
       vi.useFakeTimers();
-      const sim = simulatedHeap(20 * MiB, 18 * MiB);
-      const pacer = startGcPacer({ stepBytes: 8 * MiB, checkIntervalMs: 100, readOldSpaceUsed: sim.readOldSpaceUsed, collect: sim.collect });
+      const { heap, pacer } = simulatedHeap(20 * MiB, 18 * MiB);
       // A full collection V8 runs by itself lowers the baseline to 16 MiB: the step counts from there.
-      sim.heap.used = 16 * MiB;
+      heap.used = 16 * MiB;
       vi.advanceTimersByTime(100);
       for (let i = 0; i < 7; i++) {
-        sim.heap.used += 1 * MiB;
+        heap.used += 1 * MiB;
         vi.advanceTimersByTime(100);
       }
-      expect(sim.heap.collections).toEqual([]);
-      sim.heap.used += 1 * MiB; // 24 MiB: 8 past 16
+      expect(heap.collections).toEqual([]);
+      heap.used += 1 * MiB; // 24 MiB: 8 past 16
       vi.advanceTimersByTime(100);
-      expect(sim.heap.collections).toEqual([24 * MiB]);
+      expect(heap.collections).toEqual([24 * MiB]);
       expect(pacer.forcedCollections).toBe(1);
       // The next step counts from what survived (18 MiB).
-      sim.heap.used = 25 * MiB;
+      heap.used = 25 * MiB;
       vi.advanceTimersByTime(100);
       expect(pacer.forcedCollections).toBe(1);
-      sim.heap.used = 26 * MiB;
+      heap.used = 26 * MiB;
       vi.advanceTimersByTime(100);
-      expect(sim.heap.collections).toEqual([24 * MiB, 26 * MiB]);
+      expect(heap.collections).toEqual([24 * MiB, 26 * MiB]);
       pacer.stop();
-      sim.heap.used = 100 * MiB;
+      heap.used = 100 * MiB;
       vi.advanceTimersByTime(1_000);
       expect(pacer.forcedCollections).toBe(2);
     });
 
     it("lets a large surviving heap grow by a third of itself before the next collection", () => {
       vi.useFakeTimers();
-      const sim = simulatedHeap(90 * MiB, 90 * MiB);
-      const pacer = startGcPacer({ stepBytes: 8 * MiB, checkIntervalMs: 100, readOldSpaceUsed: sim.readOldSpaceUsed, collect: sim.collect });
-      sim.heap.used = 119 * MiB;
+      const { heap, pacer } = simulatedHeap(90 * MiB, 90 * MiB);
+      heap.used = 119 * MiB;
       vi.advanceTimersByTime(100);
       expect(pacer.forcedCollections).toBe(0);
-      sim.heap.used = 120 * MiB;
+      heap.used = 120 * MiB;
       vi.advanceTimersByTime(100);
       expect(pacer.forcedCollections).toBe(1);
       pacer.stop();
     });
 
     it("does not keep the process alive", () => {
-      const sim = simulatedHeap(0, 0);
-      const pacer = startGcPacer({ stepBytes: MiB, readOldSpaceUsed: sim.readOldSpaceUsed, collect: sim.collect });
+      const { pacer } = simulatedHeap(0, 0);
       const active = process.getActiveResourcesInfo();
       pacer.stop();
       // An unref'd interval is not listed among the resources that keep the loop alive.
