@@ -59,7 +59,7 @@ export function exposedGc(): (() => void) | undefined {
 /** Start forcing a full collection whenever the old space has grown by a step (see gcStepFor). */
 export function startGcPacer(options: GcPacerOptions): GcPacer {
   const { collect } = options;
-  const readOldSpaceUsed = options.readOldSpaceUsed ?? oldSpaceUsed;
+  const readOldSpaceUsed = options.readOldSpaceUsed ?? oldSpaceUsedBytes;
   // The lowest use seen since the last forced collection: what survived it once concurrent
   // sweeping finished, or what a full collection V8 started by itself left.
   let baseline = readOldSpaceUsed();
@@ -84,7 +84,8 @@ export function startGcPacer(options: GcPacerOptions): GcPacer {
   };
 }
 
-function oldSpaceUsed(): number {
+/** Bytes in use in V8's old space (where objects that survive young collections are moved). */
+export function oldSpaceUsedBytes(): number {
   for (const space of getHeapSpaceStatistics()) if (space.space_name === "old_space") return space.space_used_size;
   return 0;
 }

@@ -5,7 +5,7 @@
  * The process must run with --expose-gc.
  */
 import { PerformanceObserver, constants, type PerformanceEntry } from "node:perf_hooks";
-import { getHeapSpaceStatistics } from "node:v8";
+import { exposedGc, oldSpaceUsedBytes } from "../../src/ops/gc-pacer.js";
 
 export interface GcProbeReading {
   /** Bytes in use in V8's old space (where objects that survive young collections are moved). */
@@ -25,21 +25,17 @@ new PerformanceObserver((list) => {
 /** The old space's use and the full collections so far (optionally after a forced full collection). */
 export async function readGcProbe(options: { collectFirst?: boolean } = {}): Promise<GcProbeReading> {
   if (options.collectFirst) {
-    const gc = (globalThis as { gc?: () => void }).gc;
+    const gc = exposedGc();
     if (!gc) throw new Error("the host process needs --expose-gc");
     const counted = fullCollections;
     gc();
-    const oldSpaceUsedBytes = oldSpaceUsed();
+    const usedAfterCollection = oldSpaceUsedBytes();
     // GC entries reach observers a little after the collection: wait until the forced one is
     // counted, so that it never lands in a window measured from this reading.
     const deadline = Date.now() + 2_000;
     while (fullCollections === counted && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
     if (fullCollections === counted) throw new Error("the forced full collection was not reported within 2 s");
-    return { oldSpaceUsedBytes, fullCollections };
+    return { oldSpaceUsedBytes: usedAfterCollection, fullCollections };
   }
-  return { oldSpaceUsedBytes: oldSpaceUsed(), fullCollections };
-}
-
-function oldSpaceUsed(): number {
-  return getHeapSpaceStatistics().find((space) => space.space_name === "old_space")!.space_used_size;
+  return { oldSpaceUsedBytes: oldSpaceUsedBytes(), fullCollections };
 }
