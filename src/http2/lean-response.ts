@@ -109,7 +109,7 @@ export function leanRespond(stream: http2.ServerHttp2Stream, headers: http2.Outg
 /** Sends a stream's trailers as `stream.sendTrailers(trailers)` does (call it from 'wantTrailers'), without its per-call overhead when the trailers allow. */
 export function leanSendTrailers(stream: http2.ServerHttp2Stream, trailers: http2.OutgoingHttpHeaders): void {
   const found = internalsOf(stream);
-  const headerList = found === undefined || !isHeaderObject(trailers) ? undefined : trailerList(trailers);
+  const headerList = found === undefined ? undefined : trailerList(trailers);
   if (found === undefined || headerList === undefined || stream.destroyed) {
     stream.sendTrailers(trailers);
     return;
@@ -264,6 +264,7 @@ let lastTrailerList: HeaderList | undefined;
 function trailerList(trailers: http2.OutgoingHttpHeaders): HeaderList | undefined {
   // Shared frozen trailers (every successful call's) are encoded once.
   if (trailers === lastTrailers) return lastTrailerList;
+  if (!isHeaderObject(trailers)) return undefined;
   const list = encodeFields(trailers, "", 0);
   if (list !== undefined && Object.isFrozen(trailers)) {
     lastTrailers = trailers;
