@@ -18,6 +18,7 @@ import { registerReflection } from "./ops/reflection-service.js";
 import type { HttpRequest, HttpResponse } from "./server/http-types.js";
 import { createRpcDispatcher, type RpcDispatcher } from "./server/rpc-dispatcher.js";
 import { startUpstreamRoutes, type UpstreamRoutes } from "./upstream/upstream-routes.js";
+import type { Http1ExchangeHandler } from "./http1/lean-connections.js";
 import { SinglePortServer, type StreamHandler } from "./server/single-port-server.js";
 import { answerUnknownProcedure } from "./server/unknown-procedure.js";
 import { createWebApp } from "./server/web-app.js";
@@ -134,9 +135,20 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     return true;
   };
 
+  const onHttp1Exchange: Http1ExchangeHandler = (exchange) => {
+    // While draining, node:http answers, with Connection: close (see onRequest).
+    if (!readiness.isReady || cors?.needsRequestApi(exchange.headers)) return false;
+    exchange.headers[PEER_HEADER] = exchange.remoteAddress;
+    if (!rpc!.handleHttp1Exchange(exchange)) return false;
+    track(exchange);
+    return true;
+  };
+
   const server = new SinglePortServer({
     onRequest,
     onStream,
+    // Without the fast path every request would be handed over to node:http: no use parsing twice.
+    onHttp1Exchange: config.fastPath.enabled && config.fastPath.leanHttp1 ? onHttp1Exchange : undefined,
     logger,
     limits: config.limits,
     tls: config.tls && {

@@ -389,6 +389,8 @@ export const SERVERS: readonly ServerSpec[] = [
   nodeHttp1JsonSpec,
   // Opt-in (--servers=...): the gateway with its unary fast path switched off.
   gatewaySpec("gateway-nofast", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_FAST_PATH: "false" }, "connect-gateway, GATEWAY_FAST_PATH=false, log silent (every call through connect-node)"),
+  // Opt-in (--servers=...): the fast path on, HTTP/1.1 through node:http's request and response objects.
+  gatewaySpec("gateway-nolean", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_LEAN_HTTP1: "false" }, "connect-gateway, GATEWAY_LEAN_HTTP1=false, log silent (HTTP/1.1 calls through node:http's request API)"),
   // The proxy cases (cases.ts names them): the upstream directly, and through the gateway.
   echoUpstreamSpec,
   gatewayProxySpec("gateway-proxy", { passthrough: true }, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten) on the gateway's own HTTP/2 client, log silent"),

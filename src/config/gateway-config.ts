@@ -31,6 +31,11 @@ export const gatewayConfigSchema = z
       .object({
         /** Serve plain unary calls without connect-node's per-call pipeline (same behaviour, less CPU). */
         enabled: z.boolean().default(true),
+        /**
+         * Parse cleartext HTTP/1.1 with Node's parser but without node:http's request and response
+         * objects for the calls the fast path serves (src/http1/lean-connections.ts).
+         */
+        leanHttp1: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

@@ -13,7 +13,8 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "../ops/logger.js";
 import { fixGrpcMessageTrailer } from "./grpc-message.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "./http-types.js";
-import { Http2Call, HttpRequestCall, type FastRoute } from "./fast-path/http-calls.js";
+import type { Http1Exchange } from "../http1/lean-connections.js";
+import { Http1ExchangeCall, Http2Call, HttpRequestCall, type FastRoute } from "./fast-path/http-calls.js";
 import type { FastSpec } from "./fast-path/fast-call.js";
 import { RpcFastPath, type FastPathOptions } from "./fast-path/rpc-fast-path.js";
 
@@ -45,6 +46,11 @@ export interface RpcDispatcher {
    * the stream otherwise, and the caller goes through handleRequest.
    */
   handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): boolean;
+  /**
+   * Serve a request of a lean HTTP/1.1 connection if it is a unary call the fast path takes;
+   * returns false without touching it otherwise, and node:http serves it.
+   */
+  handleHttp1Exchange(exchange: Http1Exchange): boolean;
 }
 
 /** connect-node's default minimum size for compressing a response message. */
@@ -123,7 +129,7 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
         serveWithConnect(route.handler, req, res);
         return;
       }
-      fastPath.serve(new HttpRequestCall(route.fast!, accepted, req, res), req as NodeJS.ReadableStream);
+      fastPath.serve(new HttpRequestCall(route.fast!, accepted, req, res), req);
     },
 
     handleStream(stream, headers, rawHeaders) {
@@ -131,6 +137,17 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
       const accepted = route?.fast && fastPath.accepts(route.fast.spec, headers[":method"], headers, 2);
       if (!accepted) return false;
       fastPath.serve(new Http2Call(route!.fast!, accepted, headers, stream, rawHeaders), stream);
+      return true;
+    },
+
+    handleHttp1Exchange(exchange) {
+      const route = routes.get(pathOf(exchange.url));
+      const fast = route?.fast;
+      // Server streams need chunked answers: node:http writes those.
+      if (fast === undefined || fast.spec.kind !== "unary") return false;
+      const accepted = fastPath.accepts(fast.spec, exchange.method, exchange.headers, 1);
+      if (!accepted) return false;
+      fastPath.serve(new Http1ExchangeCall(fast, accepted, exchange), exchange);
       return true;
     },
   };

@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { classifyConnectionStart } from "./http2-preface.js";
+import { LeanHttp1Server, type Http1ExchangeHandler } from "../http1/lean-connections.js";
 import { leanResponsesWorkOn } from "../http2/lean-response.js";
 import { installGcFriendlyStreamTables } from "../http2/stream-tables.js";
 import type { Logger } from "../ops/logger.js";
@@ -43,6 +44,12 @@ export interface SinglePortServerOptions {
   onRequest: HttpHandler;
   /** Tried first for every HTTP/2 stream, before Node's request/response objects are built. */
   onStream?: StreamHandler;
+  /**
+   * Tried first for every request on a cleartext HTTP/1.1 connection, before Node's request and
+   * response objects are built (see src/http1/lean-connections.ts). Without it, node:http serves
+   * HTTP/1.1 alone.
+   */
+  onHttp1Exchange?: Http1ExchangeHandler;
   limits: ConnectionLimits;
   logger: Logger;
   /** PEM certificate and key; when set the port speaks TLS and negotiates h2 or http/1.1 by ALPN. */
@@ -60,6 +67,7 @@ export interface SinglePortServerOptions {
 export class SinglePortServer {
   private readonly listener: net.Server;
   private readonly http1: http.Server | undefined;
+  private readonly leanHttp1: LeanHttp1Server | undefined;
   private readonly http2Server: http2.Http2Server | http2.Http2SecureServer;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sniffing = new Set<net.Socket>();
@@ -92,6 +100,7 @@ export class SinglePortServer {
       this.http2Server = secure;
       this.listener = secure;
       this.http1 = undefined;
+      this.leanHttp1 = undefined;
     } else {
       this.http2Server = http2.createServer(http2Options, onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
       this.http1 = http.createServer(
@@ -106,6 +115,17 @@ export class SinglePortServer {
         onRequest as http.RequestListener,
       );
       this.listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.sniff(socket));
+      if (options.onHttp1Exchange) {
+        this.leanHttp1 = LeanHttp1Server.create({
+          limits,
+          onExchange: options.onHttp1Exchange,
+          handOver: (socket, bytes) => this.serveWithNodeHttp1(socket, bytes),
+          logger: options.logger,
+        });
+        if (!this.leanHttp1) {
+          options.logger.warn({ node: process.versions.node }, "HTTP/1.1 served by node:http alone (a Node major whose parser binding was not checked): more CPU per call");
+        }
+      }
     }
     // Node's compatibility layer turns every stream into a request/response pair; this gateway
     // lets onStream look at the raw stream first and builds that pair itself only when needed.
@@ -206,6 +226,7 @@ export class SinglePortServer {
     for (const socket of this.sniffing) socket.destroy();
     for (const session of this.sessions) session.close();
     this.http1?.closeIdleConnections();
+    this.leanHttp1?.stopAccepting();
   }
 
   /** Number of connections still open. */
@@ -218,6 +239,7 @@ export class SinglePortServer {
     for (const session of this.sessions) session.destroy();
     for (const socket of this.http1Sockets) socket.destroy();
     for (const socket of this.sniffing) socket.destroy();
+    this.leanHttp1?.destroyAll();
     this.http1?.close(() => undefined);
   }
 
@@ -278,19 +300,27 @@ export class SinglePortServer {
       if (verdict === "undecided") return;
       finish();
       socket.pause();
-      socket.unshift(received);
       if (verdict === "http2") {
+        socket.unshift(received);
         // The http2 server reads the replayed bytes itself; resuming here would lose them.
         this.http2Server.emit("connection", socket);
-      } else {
-        this.trackHttp1Socket(socket);
-        this.http1!.emit("connection", socket);
-        socket.resume();
+        return;
       }
+      this.trackHttp1Socket(socket);
+      if (this.leanHttp1) this.leanHttp1.start(socket, received);
+      else this.serveWithNodeHttp1(socket, received);
     };
     socket.on("data", onData);
     socket.on("error", onError);
     socket.on("close", onClose);
+    socket.resume();
+  }
+
+  /** Node's HTTP/1.1 server takes the socket; it reads `bytes` first. */
+  private serveWithNodeHttp1(socket: net.Socket, bytes: Buffer): void {
+    socket.pause();
+    if (bytes.length > 0) socket.unshift(bytes);
+    this.http1!.emit("connection", socket);
     socket.resume();
   }
 

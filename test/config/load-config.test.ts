@@ -43,7 +43,7 @@ describe("loadConfig", () => {
       maxConnectionAgeGraceMs: 30_000,
       maxTimeoutMs: 0,
     });
-    expect(config.fastPath.enabled).toBe(true);
+    expect(config.fastPath).toEqual({ enabled: true, leanHttp1: true });
     expect(config.shutdown.graceMs).toBe(20_000);
     expect(config.log.level).toBe("info");
     expect(config.gcPacing.stepMb).toBe(8);
@@ -57,6 +57,7 @@ describe("loadConfig", () => {
       GATEWAY_MAX_MESSAGE_BYTES: "1024",
       GATEWAY_LOG_LEVEL: "warn",
       GATEWAY_GC_PACING_STEP_MB: "0",
+      GATEWAY_LEAN_HTTP1: "false",
     });
     expect(config.port).toBe(9090);
     expect(config.host).toBe("127.0.0.1");
@@ -64,6 +65,7 @@ describe("loadConfig", () => {
     expect(config.limits.maxMessageBytes).toBe(1024);
     expect(config.log.level).toBe("warn");
     expect(config.gcPacing.stepMb).toBe(0);
+    expect(config.fastPath.leanHttp1).toBe(false);
   });
 
   it("reads a YAML file and lets the environment override it", () => {

@@ -1,4 +1,6 @@
 import * as http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Http1Exchange } from "../../http1/lean-connections.js";
 import { leanRespond, leanSendTrailers } from "../../http2/lean-response.js";
 import type { HttpRequest, HttpResponse } from "../http-types.js";
 import { FastCall, type FastSpec, type UnaryReply } from "./fast-call.js";
@@ -195,6 +197,83 @@ export class HttpRequestCall extends FastCall implements DeferredWrite {
 
   protected onClientGone(listener: () => void): void {
     this.res.once("close", listener);
+  }
+}
+
+/** A unary fast-path call on a lean HTTP/1.1 connection (no request or response objects). */
+export class Http1ExchangeCall extends FastCall implements DeferredWrite {
+  private deferredReply: UnaryReply | undefined;
+
+  constructor(
+    private readonly route: FastRoute,
+    accepted: AcceptedRequest,
+    private readonly exchange: Http1Exchange,
+  ) {
+    super(route.spec, accepted.format, exchange.headers, accepted.timeoutMs, route.shutdownSignal);
+  }
+
+  write(reply: UnaryReply): void {
+    // Written with the other answers of this event-loop turn (see end-of-turn-writes.ts).
+    this.deferredReply = reply;
+    writeAtEndOfTurn(this);
+  }
+
+  /** The end of the turn has come: write the answer kept by write(). */
+  writeNow(): void {
+    const reply = this.deferredReply!;
+    this.deferredReply = undefined;
+    // HTTP/1.1 has no trailers here: gRPC proper, which needs them, never takes this path.
+    if (reply.trailers !== undefined) throw new ConnectError("HTTP trailers on a lean HTTP/1.1 answer", Code.Internal);
+    this.exchange.respond(reply.status, reply.headers, reply.body);
+  }
+
+  /** Writing the kept answer threw: log it and cut the call, as an immediate write would. */
+  failWrite(error: unknown): void {
+    this.fail(error);
+  }
+
+  // Server streams are never served on lean connections (the dispatcher leaves them to node:http).
+  startResponse(): void {
+    throw new ConnectError("a streamed answer on a lean HTTP/1.1 connection", Code.Internal);
+  }
+
+  writeBody(): boolean {
+    throw new ConnectError("a streamed answer on a lean HTTP/1.1 connection", Code.Internal);
+  }
+
+  whenDrained(listener: () => void): void {
+    listener();
+  }
+
+  endResponse(): void {
+    throw new ConnectError("a streamed answer on a lean HTTP/1.1 connection", Code.Internal);
+  }
+
+  isGone(): boolean {
+    return this.exchange.isGone();
+  }
+
+  replay(requestEnded: boolean): void {
+    if (!requestEnded) {
+      // The declared length is within the limit, so the fast path never stops reading early here.
+      this.fail(new ConnectError("a lean HTTP/1.1 request replayed before its body ended", Code.Internal));
+      return;
+    }
+    const { req, res } = this.exchange.toNodeRequest();
+    this.route.serveWithConnect(req, res, replayBody(this.chunks, undefined));
+  }
+
+  fail(error: unknown): void {
+    this.route.logFailure(error);
+    this.exchange.destroy();
+  }
+
+  protected buildUrl(): string {
+    return new URL(this.exchange.url, `http://${this.headers.host ?? "localhost"}`).toString();
+  }
+
+  protected onClientGone(listener: () => void): void {
+    this.exchange.on("close", listener);
   }
 }
 

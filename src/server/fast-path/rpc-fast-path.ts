@@ -39,8 +39,14 @@ export interface AcceptedRequest {
   timeoutMs: number | undefined;
 }
 
-/** The request body of a call as the fast path reads it: Node's HTTP/2 stream or HTTP/1.1 request. */
-type RequestBody = NodeJS.ReadableStream & { readableEnded?: boolean; [CALL]?: FastCall };
+/** The request body of a call as the fast path reads it: Node's HTTP/2 stream or HTTP/1.1 request, or a lean HTTP/1.1 exchange. */
+export interface RequestBody {
+  readableEnded?: boolean;
+  [CALL]?: FastCall;
+  on(event: "data" | "end", listener: (chunk: Buffer) => void): unknown;
+  off(event: "data" | "end", listener: (chunk: Buffer) => void): unknown;
+  pause(): unknown;
+}
 
 /** Where a request body's listeners find their call, so they can be shared instead of made per call. */
 const CALL = Symbol("fast-path call");

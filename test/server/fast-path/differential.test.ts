@@ -108,6 +108,8 @@ async function startServer(fastPath: boolean, chain: "custom" | "observers" | "o
     return next(req);
   };
   const logLines: Record<string, unknown>[] = [];
+  // Requests served on lean HTTP/1.1 connections (without node:http's request and response objects).
+  const leanExchanges = { count: 0 };
   const logSink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString().split("\n")) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
@@ -136,11 +138,19 @@ async function startServer(fastPath: boolean, chain: "custom" | "observers" | "o
   const server = new SinglePortServer({
     onRequest: dispatcher.handleRequest,
     onStream: dispatcher.handleStream,
+    // The fast server's HTTP/1.1 calls take the lean connections, as in the gateway.
+    onHttp1Exchange: fastPath
+      ? (exchange) => {
+          const taken = dispatcher.handleHttp1Exchange(exchange);
+          if (taken) leanExchanges.count++;
+          return taken;
+        }
+      : undefined,
     logger: createLogger("silent"),
     limits: { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 },
   });
   const address = await server.listen(0, "127.0.0.1");
-  return { port: address.port, server, headerKinds, logLines, metrics };
+  return { port: address.port, server, headerKinds, logLines, metrics, leanExchanges };
 }
 
 interface Exchange {
@@ -150,8 +160,10 @@ interface Exchange {
   body: string;
 }
 
-// Framing and connection headers legitimately differ; everything else must not.
-const ignoredHeaders = new Set(["date", "connection", "keep-alive", "transfer-encoding"]);
+// Framing and connection headers legitimately differ; everything else must not. (A lean
+// HTTP/1.1 answer declares its length where node:http may send the same bytes chunked; the
+// bodies are compared byte for byte.)
+const ignoredHeaders = new Set(["date", "connection", "keep-alive", "transfer-encoding", "content-length"]);
 
 function comparable(headers: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
@@ -184,17 +196,21 @@ function sendHttp2(port: number, path: string, headers: Record<string, string>, 
 
 function sendHttp1(port: number, path: string, headers: Record<string, string>, body: Buffer): Promise<Exchange> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, path, method: "POST", headers, agent: false }, (res) => {
+    // A keep-alive connection of its own, as browsers and HTTP client libraries ask for
+    // (Node's agent: false would send Connection: close).
+    const agent = new http.Agent({ keepAlive: true });
+    const req = http.request({ host: "127.0.0.1", port, path, method: "POST", headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () =>
+      res.on("end", () => {
+        agent.destroy();
         resolve({
           status: res.statusCode ?? 0,
           headers: comparable({ ...res.headers }),
           trailers: comparable({ ...res.trailers }),
           body: Buffer.concat(chunks).toString("hex"),
-        }),
-      );
+        });
+      });
     });
     req.on("error", reject);
     req.end(body);
@@ -318,6 +334,7 @@ describe("fast path and connect-node answer byte for byte alike", () => {
   it("really serves plain calls on the fast path, and only there", async () => {
     fast.headerKinds.length = 0;
     reference.headerKinds.length = 0;
+    const leanBefore = fast.leanExchanges.count;
     for (const send of [sendHttp2, sendHttp1]) {
       for (const server of [fast, reference]) {
         await send(server.port, DIVIDE, grpcWeb, envelope(divide(10, 4)));
@@ -328,6 +345,9 @@ describe("fast path and connect-node answer byte for byte alike", () => {
     await sendHttp2(fast.port, DIVIDE, { ...grpc, "grpc-timeout": "2S" }, envelope(divide(10, 4)));
     expect(fast.headerKinds).toEqual(Array(6).fill("lazy view"));
     expect(reference.headerKinds).toEqual(Array(4).fill("Headers"));
+    // Both HTTP/1.1 calls to the fast server were served on lean connections.
+    expect(fast.leanExchanges.count - leanBefore).toBe(2);
+    expect(reference.leanExchanges.count).toBe(0);
   });
 
   it("never leaks an implementation's internal error message", async () => {

@@ -1,0 +1,97 @@
+/*
+ * Node's own HTTP/1.1 parser (llhttp, through the binding node:http uses), for the lean HTTP/1.1
+ * connections. Parsing stays Node's: the same limits, the same strictness, the same errors; only
+ * the request and response objects built around it are left out.
+ *
+ * The binding is not public API. It is reached only on the Node majors whose lib/_http_server.js
+ * and src/node_http_parser.cc were read for what is used here (20.20 and 22.23), and only when
+ * what is found has the expected shape; otherwise every connection stays with node:http.
+ */
+import * as http from "node:http";
+import { createRequire } from "node:module";
+import { CHECKED_NODE_MAJORS, findSymbolKey } from "../http2/node-internals.js";
+
+/** Raw header names and values, alternating, as llhttp hands them over. */
+export type RawHeaderList = string[];
+
+/** One llhttp parser instance of Node's binding (lib/_http_common.js's HTTPParser). */
+export interface NodeHttpParser {
+  /** Callbacks, keyed by the binding's numeric slots. */
+  [slot: number]: unknown;
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number, connections: object): void;
+  /** Parse bytes: the number of bytes used, or an Error with `code` (HPE_…) and `bytesParsed`. */
+  execute(data: Buffer): number | Error;
+  /** Have the parser read the socket's native handle itself, without 'data' events. */
+  consume(handle: object): void;
+  unconsume(): void;
+  /** During kOnExecute of a consumed handle: the chunk just parsed. */
+  getCurrentBuffer(): Buffer;
+  /** Leave the connections list (header timeouts no longer apply). */
+  remove(): void;
+  close(): void;
+}
+
+/** The parts of the binding the lean connections use. */
+export interface NodeParserBinding {
+  createParser(): NodeHttpParser;
+  /** A list the parsers join so that expired(headersTimeout, requestTimeout) finds the slow ones. */
+  createConnectionsList(): { expired(headersTimeoutMs: number, requestTimeoutMs: number): NodeHttpParser[] };
+  /** HTTP method names by llhttp's numbering. */
+  methods: readonly string[];
+  REQUEST: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+  kOnExecute: number;
+}
+
+interface ParserClass {
+  new (): NodeHttpParser;
+  REQUEST: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+  kOnExecute: number;
+  prototype: object;
+}
+
+/** Node's parser binding, or undefined when this Node is not one whose internals were checked. */
+export const nodeParserBinding: NodeParserBinding | undefined = findBinding();
+
+function findBinding(): NodeParserBinding | undefined {
+  if (!CHECKED_NODE_MAJORS.includes(Number(process.versions.node.split(".")[0]))) return undefined;
+  try {
+    const common = createRequire(import.meta.url)("_http_common") as { HTTPParser?: ParserClass; methods?: string[] };
+    const Parser = common.HTTPParser;
+    const methods = common.methods;
+    if (typeof Parser !== "function" || !Array.isArray(methods) || !methods.includes("POST")) return undefined;
+    for (const name of ["initialize", "execute", "consume", "unconsume", "getCurrentBuffer", "remove", "close"]) {
+      if (typeof (Parser.prototype as Record<string, unknown>)[name] !== "function") return undefined;
+    }
+    const slots = [Parser.REQUEST, Parser.kOnHeaders, Parser.kOnHeadersComplete, Parser.kOnBody, Parser.kOnMessageComplete, Parser.kOnExecute];
+    if (!slots.every((slot) => Number.isInteger(slot))) return undefined;
+    // The connections-list class is not exported; an http.Server makes an instance of it when
+    // it starts listening (and a timer, which close() clears).
+    const probe = http.createServer();
+    probe.emit("listening");
+    probe.close();
+    const key = findSymbolKey(probe, "http.server.connections", (value) => typeof (value as { expired?: unknown } | undefined)?.expired === "function");
+    if (key === undefined) return undefined;
+    const ConnectionsList = ((probe as unknown as Record<symbol, object>)[key]).constructor as new () => ReturnType<NodeParserBinding["createConnectionsList"]>;
+    return {
+      createParser: () => new Parser(),
+      createConnectionsList: () => new ConnectionsList(),
+      methods,
+      REQUEST: Parser.REQUEST,
+      kOnHeaders: Parser.kOnHeaders,
+      kOnHeadersComplete: Parser.kOnHeadersComplete,
+      kOnBody: Parser.kOnBody,
+      kOnMessageComplete: Parser.kOnMessageComplete,
+      kOnExecute: Parser.kOnExecute,
+    };
+  } catch {
+    return undefined;
+  }
+}
