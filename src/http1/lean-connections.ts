@@ -81,10 +81,13 @@ export class LeanHttp1Server {
     connection.begin(firstBytes);
   }
 
-  /** Close idle connections now; busy ones close after their current answer. */
+  /**
+   * Close the connections between requests now (as node:http's closeIdleConnections: those with
+   * no request begun); the others close after their current answer, which says Connection: close.
+   */
   stopAccepting(): void {
     this.stopping = true;
-    for (const connection of this.connections) connection.closeIfIdle();
+    for (const parser of this.connectionsList.idle()) (parser as ParserWithConnection)[CONNECTION]?.closeIfIdle();
   }
 
   /** Cut every connection. */
@@ -240,6 +243,10 @@ class LeanConnection {
   private released = false;
   /** After a parse error behind a running call: what to write once that call is answered, before closing. */
   private lastAnswer: string | undefined;
+  /** Answered, its answer not yet flushed: its "close" listeners (the gateway's drain count) wait for that. */
+  private flushing: Http1Exchange | undefined;
+  private readonly onClose = () => this.closed();
+  private readonly onIdle = () => this.idle();
 
   constructor(
     private readonly server: LeanHttp1Server,
@@ -255,7 +262,7 @@ class LeanConnection {
     // What these callbacks run (the request handler, the body's listeners) must not throw into
     // the native parser: an exception there would be uncaught. It cuts this connection instead.
     parser[binding.kOnHeadersComplete] = (
-      _major: number,
+      major: number,
       minor: number,
       headers: RawHeaderList | undefined,
       method: number,
@@ -266,7 +273,7 @@ class LeanConnection {
       keepAlive: boolean,
     ) => {
       try {
-        return this.onHeadersComplete(minor, headers, method, url, upgrade, keepAlive);
+        return this.onHeadersComplete(major, minor, headers, method, url, upgrade, keepAlive);
       } catch (error) {
         this.broken(error);
         return 0;
@@ -286,7 +293,13 @@ class LeanConnection {
         this.broken(error);
       }
     };
-    parser[binding.kOnExecute] = (result: number | Error) => this.afterExecute(result, undefined);
+    parser[binding.kOnExecute] = (result: number | Error) => {
+      try {
+        this.afterExecute(result, undefined);
+      } catch (error) {
+        this.broken(error);
+      }
+    };
     this.parser = parser;
   }
 
@@ -294,10 +307,13 @@ class LeanConnection {
   begin(firstBytes: Buffer): void {
     const socket = this.socket;
     socket.on("error", onSocketError);
-    socket.on("close", () => this.closed());
-    socket.setTimeout(this.limits.idleTimeoutMs, () => this.idle());
+    socket.on("close", this.onClose);
+    // A listener of our own, not setTimeout's callback: that one is heard once, and a busy
+    // connection ignores its first timeout.
+    socket.setTimeout(this.limits.idleTimeoutMs);
+    socket.on("timeout", this.onIdle);
     this.afterExecute(this.parser.execute(firstBytes), firstBytes);
-    if (this.released || this.handOverBytes !== undefined || socket.destroyed) return;
+    if (this.released || this.handOverBytes !== undefined || this.lastAnswer !== undefined || socket.destroyed) return;
     const handle = (socket as unknown as { _handle?: { isStreamBase?: boolean; _consumed?: boolean } })._handle;
     if (handle?.isStreamBase) {
       this.parser.consume(handle);
@@ -311,12 +327,15 @@ class LeanConnection {
   }
 
   private onHeaders(headers: RawHeaderList, url: string): void {
-    // llhttp hands over the head in parts when it has many headers; node:http keeps at most 2000 pairs.
-    if (this.rawHeaders.length < MAX_HEADER_PAIRS * 2 + 2) for (const item of headers) this.rawHeaders.push(item);
+    // llhttp hands over the head in parts when it has many headers. Every one is kept (the head
+    // is bounded by maxHeaderBytes): a head rebuilt for node:http without some of them could
+    // lose the very header that framed the body.
+    for (const item of headers) this.rawHeaders.push(item);
     this.url += url;
   }
 
   private onHeadersComplete(
+    major: number,
     minor: number,
     headers: RawHeaderList | undefined,
     methodIndex: number,
@@ -329,9 +348,14 @@ class LeanConnection {
     const target = this.url;
     this.rawHeaders = [];
     this.url = "";
-    const method = this.binding.methods[methodIndex] ?? "";
+    const method = this.binding.methodName(methodIndex);
+    if (method === undefined) {
+      // A method llhttp knows and this table does not: the head cannot be rebuilt for node:http.
+      this.parseError(Object.assign(new Error("unknown method"), { code: "HPE_INVALID_METHOD" }));
+      return STOP_AFTER_HEAD;
+    }
     const exchange =
-      this.current === undefined && this.handOverBytes === undefined && minor === 1 && keepAlive && !upgrade && !this.socket.writableNeedDrain
+      this.current === undefined && this.handOverBytes === undefined && major === 1 && minor === 1 && keepAlive && !upgrade && !this.socket.writableNeedDrain
         ? this.leanExchange(method, target, rawHeaders)
         : undefined;
     if (exchange !== undefined && this.server.options.onExchange(exchange)) {
@@ -339,7 +363,7 @@ class LeanConnection {
       return 0;
     }
     // From this request on, node:http serves the connection; it reads the head again, rebuilt.
-    (this.handOverBytes ??= []).push(rebuildHead(method, target, minor, rawHeaders));
+    (this.handOverBytes ??= []).push(rebuildHead(method, target, major, minor, rawHeaders));
     this.skipMessage = true;
     return STOP_AFTER_HEAD;
   }
@@ -402,7 +426,7 @@ class LeanConnection {
   /** Give the connection to node:http with the bytes it has yet to read. */
   private handOver(): void {
     const bytes = Buffer.concat(this.handOverBytes!);
-    this.release();
+    this.release(true);
     if (this.socket.destroyed) return;
     this.server.options.handOver(this.socket, bytes);
   }
@@ -431,18 +455,25 @@ class LeanConnection {
     if (!hasLength) head += `Content-Length: ${length}\r\n`;
     head += "\r\n";
     const socket = this.socket;
+    // The exchange ends (its "close" listeners run) once the answer is flushed, as a response's
+    // 'close' follows its 'finish': a drain waiting for it must not cut the answer short.
+    this.flushing = exchange;
+    const flushed = () => {
+      if (this.flushing === exchange) this.flushing = undefined;
+      exchange.finish();
+    };
     if (length === 0) {
-      socket.write(head, "latin1");
+      socket.write(head, "latin1", flushed);
     } else if (length <= SINGLE_WRITE_MAX_BYTES) {
       const headLength = Buffer.byteLength(head, "latin1");
       const out = Buffer.allocUnsafe(headLength + length);
       out.write(head, 0, "latin1");
       out.set(body!, headLength);
-      socket.write(out);
+      socket.write(out, flushed);
     } else {
       socket.cork();
       socket.write(head, "latin1");
-      socket.write(body!);
+      socket.write(body!, flushed);
       socket.uncork();
     }
     this.answered(exchange, closing);
@@ -451,13 +482,12 @@ class LeanConnection {
   /** The current request is answered: the connection moves on, closes, or goes to node:http. */
   private answered(exchange: Http1Exchange, closing: boolean): void {
     if (this.current === exchange) this.current = undefined;
-    exchange.finish();
     if (this.lastAnswer !== undefined) {
-      this.release();
+      this.release(false);
       this.socket.write(this.lastAnswer, "latin1");
       (this.socket as net.Socket & { destroySoon(): void }).destroySoon();
     } else if (closing) {
-      this.release();
+      this.release(false);
       this.socket.end();
     } else if (this.handOverBytes !== undefined && this.current === undefined) {
       this.handOver();
@@ -486,7 +516,9 @@ class LeanConnection {
       res.detachSocket(socket);
       // node:http tells a response's listeners it is over with 'close' after 'finish'.
       process.nextTick(() => res.emit("close"));
-      this.answered(exchange, closing);
+      exchange.finish();
+      // An answer that said Connection: close ends the connection, as on node:http.
+      this.answered(exchange, closing || (res as unknown as { _last?: boolean })._last === true);
     });
     return { req, res };
   }
@@ -516,9 +548,8 @@ class LeanConnection {
 
   /** The head (or the whole request) took longer than node:http allows: 408, as node:http answers. */
   timedOut(): void {
-    if (this.current === undefined && this.socket.writable) {
-      this.socket.write("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n", "latin1");
-    }
+    // A request still arriving has no answer under way: node:http answers it 408 too.
+    if (this.socket.writable) this.socket.write("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n", "latin1");
     this.socket.destroy();
   }
 
@@ -533,20 +564,28 @@ class LeanConnection {
 
   private closed(): void {
     this.current?.finish();
+    this.flushing?.finish();
     this.current = undefined;
-    this.release();
+    this.flushing = undefined;
+    this.release(false);
   }
 
-  /** Done with the socket (closed, closing, or handed over): free the parser and the listeners. */
-  private release(): void {
+  /**
+   * Done with the socket (closed, closing, or handed over): free the parser and our listeners.
+   * The error listener stays until the socket closes, unless node:http takes it (with its own).
+   */
+  private release(handingOver: boolean): void {
     if (this.released) return;
     this.released = true;
     this.server.forget(this);
     const socket = this.socket;
     if (this.consumed) this.stopReading();
     socket.setTimeout(0);
-    socket.removeAllListeners("timeout");
-    socket.removeListener("error", onSocketError);
+    socket.removeListener("timeout", this.onIdle);
+    if (handingOver) {
+      socket.removeListener("error", onSocketError);
+      socket.removeListener("close", this.onClose);
+    }
     const parser = this.parser;
     parser.remove();
     parser[CONNECTION] = undefined;
@@ -568,8 +607,8 @@ function headerLine(name: string, value: string): string {
  * never longer than it (no space after the colon), so node:http's header size limit judges it
  * as it would have judged the original.
  */
-function rebuildHead(method: string, target: string, minor: number, rawHeaders: RawHeaderList): Buffer {
-  let head = `${method} ${target} HTTP/1.${minor}\r\n`;
+function rebuildHead(method: string, target: string, major: number, minor: number, rawHeaders: RawHeaderList): Buffer {
+  let head = `${method} ${target} HTTP/${major}.${minor}\r\n`;
   for (let i = 0; i < rawHeaders.length; i += 2) head += `${rawHeaders[i]}:${rawHeaders[i + 1]}\r\n`;
   return Buffer.from(head + "\r\n", "latin1");
 }

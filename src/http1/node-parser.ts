@@ -18,7 +18,7 @@ export type RawHeaderList = string[];
 export interface NodeHttpParser {
   /** Callbacks, keyed by the binding's numeric slots. */
   [slot: number]: unknown;
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number, connections: object): void;
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number, connections?: object): void;
   /** Parse bytes: the number of bytes used, or an Error with `code` (HPE_…) and `bytesParsed`. */
   execute(data: Buffer): number | Error;
   /** Have the parser read the socket's native handle itself, without 'data' events. */
@@ -34,10 +34,13 @@ export interface NodeHttpParser {
 /** The parts of the binding the lean connections use. */
 export interface NodeParserBinding {
   createParser(): NodeHttpParser;
-  /** A list the parsers join so that expired(headersTimeout, requestTimeout) finds the slow ones. */
-  createConnectionsList(): { expired(headersTimeoutMs: number, requestTimeoutMs: number): NodeHttpParser[] };
-  /** HTTP method names by llhttp's numbering. */
-  methods: readonly string[];
+  /**
+   * A list the parsers join: expired(headersTimeout, requestTimeout) finds the slow ones, idle()
+   * those between requests (no message begun), as node:http uses it.
+   */
+  createConnectionsList(): { expired(headersTimeoutMs: number, requestTimeoutMs: number): NodeHttpParser[]; idle(): NodeHttpParser[] };
+  /** The name of the method llhttp numbered so, or undefined for a number it never gave a request here. */
+  methodName(index: number): string | undefined;
   REQUEST: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
@@ -80,10 +83,15 @@ function findBinding(): NodeParserBinding | undefined {
     const key = findSymbolKey(probe, "http.server.connections", (value) => typeof (value as { expired?: unknown } | undefined)?.expired === "function");
     if (key === undefined) return undefined;
     const ConnectionsList = ((probe as unknown as Record<symbol, object>)[key]).constructor as new () => ReturnType<NodeParserBinding["createConnectionsList"]>;
+    if (typeof (ConnectionsList.prototype as { idle?: unknown }).idle !== "function") return undefined;
+    const names = methodNumbers(Parser);
+    const byNumber: string[] = [];
+    for (const [name, index] of names) byNumber[index] = name;
+    if (!byNumber.includes("POST")) return undefined;
     return {
       createParser: () => new Parser(),
       createConnectionsList: () => new ConnectionsList(),
-      methods,
+      methodName: (index) => byNumber[index],
       REQUEST: Parser.REQUEST,
       kOnHeaders: Parser.kOnHeaders,
       kOnHeadersComplete: Parser.kOnHeadersComplete,
@@ -94,4 +102,25 @@ function findBinding(): NodeParserBinding | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * llhttp numbers methods in its own order, which differs from the exported `methods` list
+ * (node:http maps them with a table it does not export). So each method name node:http knows,
+ * and the few more llhttp parses, is parsed once here and its number noted.
+ */
+function methodNumbers(Parser: ParserClass): Map<string, number> {
+  const numbers = new Map<string, number>();
+  const candidates = new Set([...http.METHODS, "QUERY", "PRI", "SOURCE"]);
+  for (const name of candidates) {
+    const parser = new Parser();
+    parser.initialize(Parser.REQUEST, {}, 0, 0);
+    parser[Parser.kOnHeadersComplete] = (_major: number, _minor: number, _headers: unknown, method: number) => {
+      numbers.set(name, method);
+      return 0;
+    };
+    parser.execute(Buffer.from(`${name} / HTTP/1.1\r\nHost: x\r\n\r\n`, "latin1"));
+    parser.close();
+  }
+  return numbers;
 }
