@@ -3,9 +3,10 @@
  * connections. Parsing stays Node's: the same limits, the same strictness, the same errors; only
  * the request and response objects built around it are left out.
  *
- * The binding is not public API. It is reached only on the Node majors whose lib/_http_server.js
- * and src/node_http_parser.cc were read for what is used here (20.20 and 22.23), and only when
- * what is found has the expected shape; otherwise every connection stays with node:http.
+ * The binding is not public API. It is reached only on the Node majors checked for what is used
+ * here (lib/_http_server.js and src/node_http_parser.cc read for 20.20; test/http1 and the
+ * differential test pass on 22.23 too), and only when what is found has the expected shape;
+ * otherwise every connection stays with node:http.
  */
 import * as http from "node:http";
 import { createRequire } from "node:module";
@@ -31,16 +32,8 @@ export interface NodeHttpParser {
   close(): void;
 }
 
-/** The parts of the binding the lean connections use. */
-export interface NodeParserBinding {
-  createParser(): NodeHttpParser;
-  /**
-   * A list the parsers join: expired(headersTimeout, requestTimeout) finds the slow ones, idle()
-   * those between requests (no message begun), as node:http uses it.
-   */
-  createConnectionsList(): { expired(headersTimeoutMs: number, requestTimeoutMs: number): NodeHttpParser[]; idle(): NodeHttpParser[] };
-  /** The name of the method llhttp numbered so, or undefined for a number it never gave a request here. */
-  methodName(index: number): string | undefined;
+/** The binding's request type and callback slot numbers. */
+export interface ParserSlots {
   REQUEST: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
@@ -49,14 +42,20 @@ export interface NodeParserBinding {
   kOnExecute: number;
 }
 
-interface ParserClass {
+/** The parts of the binding the lean connections use. */
+export interface NodeParserBinding extends ParserSlots {
+  createParser(): NodeHttpParser;
+  /**
+   * A list the parsers join: expired(headersTimeout, requestTimeout) finds the slow ones, idle()
+   * those between requests (no message begun), as node:http uses it.
+   */
+  createConnectionsList(): { expired(headersTimeoutMs: number, requestTimeoutMs: number): NodeHttpParser[]; idle(): NodeHttpParser[] };
+  /** The name of the method llhttp numbered so, or undefined for a number it never gave a request here. */
+  methodName(index: number): string | undefined;
+}
+
+interface ParserClass extends ParserSlots {
   new (): NodeHttpParser;
-  REQUEST: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-  kOnExecute: number;
   prototype: object;
 }
 
