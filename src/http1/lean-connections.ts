@@ -2,7 +2,7 @@
  * Lean HTTP/1.1 connections: a cleartext HTTP/1.1 connection is parsed by Node's own llhttp
  * parser, reading the socket natively as node:http does, but the requests the RPC fast path
  * serves get no IncomingMessage/ServerResponse, no stream machinery and no header objects
- * beyond one plain object: about a quarter of the CPU of a small unary call over node:http.
+ * beyond one plain object: a small Connect call took 29 instead of 45 µs of CPU here.
  *
  * Anything else goes to Node's HTTP/1.1 server, which takes the connection over from the first
  * request the lean path does not serve: its head is rebuilt from what llhttp parsed (the same
@@ -127,6 +127,8 @@ export class Http1Exchange {
   private unheard: Buffer[] | undefined;
   private bodyArrived = false;
   private closeListeners: (() => void)[] | undefined;
+  /** The answer was written (it may not be flushed yet). */
+  private responded = false;
   private done = false;
 
   constructor(
@@ -180,12 +182,13 @@ export class Http1Exchange {
 
   /** True once answered, or once the client is gone. */
   isGone(): boolean {
-    return this.done || this.connection.socket.destroyed;
+    return this.responded || this.done || this.connection.socket.destroyed;
   }
 
   /** Write the whole answer; the connection then waits for the next request. */
   respond(status: number, headers: Readonly<Record<string, string | string[]>>, body: Uint8Array | undefined): void {
     if (this.isGone()) return;
+    this.responded = true;
     this.connection.writeAnswer(this, status, headers, body);
   }
 
@@ -312,7 +315,7 @@ class LeanConnection {
     // connection ignores its first timeout.
     socket.setTimeout(this.limits.idleTimeoutMs);
     socket.on("timeout", this.onIdle);
-    this.afterExecute(this.parser.execute(firstBytes), firstBytes);
+    this.parse(firstBytes);
     if (this.released || this.handOverBytes !== undefined || this.lastAnswer !== undefined || socket.destroyed) return;
     const handle = (socket as unknown as { _handle?: { isStreamBase?: boolean; _consumed?: boolean } })._handle;
     if (handle?.isStreamBase) {
@@ -321,9 +324,18 @@ class LeanConnection {
       this.consumed = true;
     } else {
       // No native stream to read (not expected for a TCP socket): parse the 'data' events instead.
-      socket.on("data", (chunk: Buffer) => this.afterExecute(this.parser.execute(chunk), chunk));
+      socket.on("data", (chunk: Buffer) => this.parse(chunk));
     }
     socket.resume();
+  }
+
+  /** Parse bytes read in JavaScript (the sniffed first ones), with what follows each parsed chunk. */
+  private parse(chunk: Buffer): void {
+    try {
+      this.afterExecute(this.parser.execute(chunk), chunk);
+    } catch (error) {
+      this.broken(error);
+    }
   }
 
   private onHeaders(headers: RawHeaderList, url: string): void {

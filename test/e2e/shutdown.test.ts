@@ -4,6 +4,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { afterEach, describe, expect, it } from "vitest";
 import { GreeterService } from "../../gen/demo/v1/greeter_pb.js";
 import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { rawConnect } from "../support/raw-http.js";
 
 function connectionRefused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -44,6 +45,26 @@ describe("graceful shutdown of the real process", () => {
     expect(messages).toEqual(expect.arrayContaining(["shutdown requested", "draining", "stopped"]));
     const call = gateway.logs.find((entry) => entry.msg === "rpc");
     expect(call).toMatchObject({ method: "demo.v1.GreeterService/GreetStream", code: "ok" });
+  });
+
+  it("closes an idle keep-alive HTTP/1.1 connection (a lean one) at once on SIGTERM and exits 0", async () => {
+    gateway = await startGatewayProcess({ GATEWAY_SHUTDOWN_GRACE_MS: "10000" });
+    const connection = await rawConnect(gateway.port);
+    const body = JSON.stringify({ name: "lean" });
+    await connection.write(
+      `POST /demo.v1.GreeterService/Greet HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    await expect.poll(() => connection.received().toString("latin1"), { timeout: 2_000 }).toContain("Hello, lean!");
+    const signalledAt = Date.now();
+    gateway.child.kill("SIGTERM");
+    const outcome = await connection.closed(5_000);
+    expect(outcome.closedByServer).toBe(true);
+    expect(await gateway.exited).toBe(0);
+    // Well inside the 10 s grace period: the idle connection did not hold the drain up.
+    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+    // The access log line of the lean call names the client's address, as for any other call.
+    const call = gateway.logs.find((entry) => entry.msg === "rpc");
+    expect(call).toMatchObject({ method: "demo.v1.GreeterService/Greet", protocol: "connect", code: "ok", peer: "127.0.0.1" });
   });
 
   it("cancels calls that outlive the grace period, then exits 0", async () => {
