@@ -248,6 +248,8 @@ class LeanConnection {
   private lastAnswer: string | undefined;
   /** Answered, its answer not yet flushed: its "close" listeners (the gateway's drain count) wait for that. */
   private flushing: Http1Exchange | undefined;
+  /** Set once our own code failed: the parser's remaining callbacks for this connection do nothing. */
+  private failed = false;
   private readonly onClose = () => this.closed();
   private readonly onIdle = () => this.idle();
 
@@ -261,7 +263,9 @@ class LeanConnection {
     const parser = binding.createParser() as ParserWithConnection;
     parser.initialize(binding.REQUEST, {}, this.limits.maxHeaderBytes, 0, connectionsList);
     parser[CONNECTION] = this;
-    parser[binding.kOnHeaders] = (headers: RawHeaderList, url: string) => this.onHeaders(headers, url);
+    parser[binding.kOnHeaders] = (headers: RawHeaderList, url: string) => {
+      if (!this.failed) this.onHeaders(headers, url);
+    };
     // What these callbacks run (the request handler, the body's listeners) must not throw into
     // the native parser: an exception there would be uncaught. It cuts this connection instead.
     parser[binding.kOnHeadersComplete] = (
@@ -275,14 +279,16 @@ class LeanConnection {
       upgrade: boolean,
       keepAlive: boolean,
     ) => {
+      if (this.failed) return STOP_AFTER_HEAD;
       try {
         return this.onHeadersComplete(major, minor, headers, method, url, upgrade, keepAlive);
       } catch (error) {
         this.broken(error);
-        return 0;
+        return STOP_AFTER_HEAD;
       }
     };
     parser[binding.kOnBody] = (chunk: Buffer) => {
+      if (this.failed) return;
       try {
         this.current?.receive(chunk);
       } catch (error) {
@@ -290,6 +296,7 @@ class LeanConnection {
       }
     };
     parser[binding.kOnMessageComplete] = () => {
+      if (this.failed) return;
       try {
         this.onMessageComplete();
       } catch (error) {
@@ -297,6 +304,7 @@ class LeanConnection {
       }
     };
     parser[binding.kOnExecute] = (result: number | Error) => {
+      if (this.failed) return;
       try {
         this.afterExecute(result, undefined);
       } catch (error) {
@@ -331,6 +339,7 @@ class LeanConnection {
 
   /** Parse bytes read in JavaScript (the sniffed first ones), with what follows each parsed chunk. */
   private parse(chunk: Buffer): void {
+    if (this.failed || this.released) return;
     try {
       this.afterExecute(this.parser.execute(chunk), chunk);
     } catch (error) {
@@ -497,10 +506,11 @@ class LeanConnection {
     if (this.lastAnswer !== undefined) {
       this.release(false);
       this.socket.write(this.lastAnswer, "latin1");
-      (this.socket as net.Socket & { destroySoon(): void }).destroySoon();
+      destroySoon(this.socket);
     } else if (closing) {
+      // Closed once the answer is out (as node:http closes after a last response), not half-open.
       this.release(false);
-      this.socket.end();
+      destroySoon(this.socket);
     } else if (this.handOverBytes !== undefined && this.current === undefined) {
       this.handOver();
     }
@@ -520,8 +530,13 @@ class LeanConnection {
     req.complete = true;
     req.push(null);
     const res = new http.ServerResponse(req);
-    const closing = this.server.stopping;
-    res.shouldKeepAlive = !closing;
+    // Read when the answer's head is written, not now: a drain may begin while connect-node works.
+    const server = this.server;
+    let keepAlive = true;
+    Object.defineProperty(res, "shouldKeepAlive", {
+      get: () => keepAlive && !server.stopping,
+      set: (value: boolean) => (keepAlive = value),
+    });
     (res as unknown as { _keepAliveTimeout: number })._keepAliveTimeout = this.limits.idleTimeoutMs;
     res.assignSocket(socket);
     res.once("finish", () => {
@@ -530,13 +545,14 @@ class LeanConnection {
       process.nextTick(() => res.emit("close"));
       exchange.finish();
       // An answer that said Connection: close ends the connection, as on node:http.
-      this.answered(exchange, closing || (res as unknown as { _last?: boolean })._last === true);
+      this.answered(exchange, server.stopping || !res.shouldKeepAlive || (res as unknown as { _last?: boolean })._last === true);
     });
     return { req, res };
   }
 
   /** Our own code failed while serving this connection: log it and cut the connection. */
   private broken(error: unknown): void {
+    this.failed = true;
     this.server.options.logger.error({ err: error }, "lean HTTP/1.1 connection failed");
     // The current exchange, if any, ends when the socket closes (its "close" listeners run then).
     this.socket.destroy();
@@ -570,8 +586,15 @@ class LeanConnection {
     if (this.current === undefined && this.handOverBytes === undefined) this.socket.destroy();
   }
 
+  /** Between requests: close now, or once an answer still going out is sent. */
   closeIfIdle(): void {
-    if (this.current === undefined && this.handOverBytes === undefined) this.socket.destroy();
+    if (this.current !== undefined || this.handOverBytes !== undefined) return;
+    if (this.flushing === undefined && this.socket.writableLength === 0) {
+      this.socket.destroy();
+      return;
+    }
+    this.release(false);
+    destroySoon(this.socket);
   }
 
   private closed(): void {
@@ -608,6 +631,11 @@ class LeanConnection {
 
 /** A reset or broken pipe ends the connection through 'close'; unheard, the error would crash the process. */
 function onSocketError(): void {}
+
+/** End the socket once what is queued is written, then destroy it (node:http's way of closing after a last answer). */
+function destroySoon(socket: net.Socket): void {
+  (socket as net.Socket & { destroySoon(): void }).destroySoon();
+}
 
 function headerLine(name: string, value: string): string {
   if (typeof value !== "string" || INVALID_VALUE_CHAR.test(value)) http.validateHeaderValue(name, value);

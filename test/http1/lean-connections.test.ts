@@ -558,6 +558,73 @@ describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: the 
   });
 });
 
+describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: the drain and answers still going out", () => {
+  const limits = { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 };
+  const request = `POST /any HTTP/1.1\r\nHost: test\r\ncontent-length: 0\r\n\r\n`;
+
+  it("sends the whole of a large answer the client has not read yet when the drain begins, then closes", async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
+    const server = new SinglePortServer({
+      onRequest: (_req, res) => res.end("node"),
+      onHttp1Exchange: (exchange) => {
+        exchange.on("end", () => exchange.respond(200, { "content-type": "text/plain" }, big));
+        return true;
+      },
+      logger: createLogger("silent"),
+      limits,
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    try {
+      const connection = await rawConnect(port, { read: false });
+      await connection.write(request);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      server.stopAccepting();
+      // (The raw connection keeps only its first MiB; count everything.)
+      let total = 0;
+      connection.socket.on("data", (chunk: Buffer) => (total += chunk.length));
+      connection.socket.resume();
+      const outcome = await connection.closed(5000);
+      expect(outcome.closedByServer).toBe(true);
+      const head = outcome.received.toString("latin1", 0, outcome.received.indexOf("\r\n\r\n") + 4);
+      expect(head).toContain(`Content-Length: ${big.length}`);
+      expect(total).toBe(head.length + big.length);
+    } finally {
+      server.destroyAll();
+    }
+  });
+
+  it("says Connection: close in a connect-node answer written after the drain began, and closes", async () => {
+    const server = new SinglePortServer({
+      onRequest: (_req, res) => res.end("node"),
+      onHttp1Exchange: (exchange) => {
+        exchange.on("end", () => {
+          const { res } = exchange.toNodeRequest();
+          setTimeout(() => {
+            server.stopAccepting();
+            res.writeHead(200, { "content-type": "text/plain" });
+            res.end("late");
+          }, 50);
+        });
+        return true;
+      },
+      logger: createLogger("silent"),
+      limits,
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    try {
+      const connection = await rawConnect(port);
+      await connection.write(request);
+      const outcome = await connection.closed(3000);
+      expect(outcome.closedByServer).toBe(true);
+      const [answer] = parseResponses(outcome.received);
+      expect(answer.body).toBe("late");
+      expect(answer.headers.connection).toBe("close");
+    } finally {
+      server.destroyAll();
+    }
+  });
+});
+
 describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: a failure of our own", () => {
   it("cuts only the connection whose request handler threw, and logs it", async () => {
     const logged: string[] = [];
