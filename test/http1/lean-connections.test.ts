@@ -146,16 +146,24 @@ async function responses(connection: RawConnection, count: number, timeoutMs = 3
 /** A response head with the parts that change from call to call (the date) blanked. */
 const stable = (response: ParsedResponse) => response.head.replace(/\r\nDate: [^\r]+/, "\r\nDate: -");
 
-describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections", () => {
-  let lean: TestServer;
-  let plain: TestServer;
+/** A lean server and a node:http one with the same routes, started for the describe block that asks. */
+function leanAndPlainServers(): { lean: TestServer; plain: TestServer } {
+  const lean = {} as TestServer;
+  const plain = {} as TestServer;
   beforeAll(async () => {
-    [lean, plain] = await Promise.all([startServer(true), startServer(false)]);
+    const [started, reference] = await Promise.all([startServer(true), startServer(false)]);
+    Object.assign(lean, started);
+    Object.assign(plain, reference);
   });
   afterAll(() => {
     lean.server.destroyAll();
     plain.server.destroyAll();
   });
+  return { lean, plain };
+}
+
+describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections", () => {
+  const { lean, plain } = leanAndPlainServers();
 
   /** The same bytes on a fresh connection to each server; both answers, parsed. */
   async function sendToBoth(bytes: Buffer, count = 1): Promise<[ParsedResponse[], ParsedResponse[]]> {
@@ -380,15 +388,7 @@ async function settled(connection: RawConnection, quietMs = 120, timeoutMs = 300
 }
 
 describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: random request sequences", () => {
-  let lean: TestServer;
-  let plain: TestServer;
-  beforeAll(async () => {
-    [lean, plain] = await Promise.all([startServer(true), startServer(false)]);
-  });
-  afterAll(() => {
-    lean.server.destroyAll();
-    plain.server.destroyAll();
-  });
+  const { lean, plain } = leanAndPlainServers();
 
   const BROKEN = Buffer.from("BROKEN\r\n\r\n", "latin1");
   // Requests the lean path serves, hands to connect-node, or hands (with the connection) to node:http.

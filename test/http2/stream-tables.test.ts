@@ -307,6 +307,22 @@ async function oldGenerationCost(readGc: ReadGc, url: string, path: string): Pro
   };
 }
 
+/**
+ * The gateway's cost, measured again once if the first window is over the limit. The test host
+ * runs with V8's incremental marking on (the shipped gateway runs without it): a marking cycle
+ * that happens to span a window promotes that window's calls in flight, once (seen in 1 of 12
+ * full-suite runs: 4.0 and 10.1 KB per call where every other run read 0.23–0.32). A regression
+ * in the stream tables shows in both windows, as Node's own tables do in every run.
+ */
+async function gatewayOldGenerationCost(readGc: ReadGc, url: string, path: string, label: string): Promise<{ bytesPerCall: number; fullCollections: number }> {
+  const first = await oldGenerationCost(readGc, url, path);
+  console.log(`gateway (${label}) old generation growth over ${MEASURED_CALLS} calls, 50 in flight:`, JSON.stringify(first));
+  if (first.fullCollections === 0 && first.bytesPerCall < 1_000) return first;
+  const second = await oldGenerationCost(readGc, url, path);
+  console.log(`gateway (${label}), measured again:`, JSON.stringify(second));
+  return second;
+}
+
 describe("garbage collection of ended streams", () => {
   // A full collection moves Node's stream Map to the old generation; from then on, with its
   // tables, ended streams reach the old generation too (and only full collections free them).
@@ -349,16 +365,14 @@ describe("garbage collection of ended streams", () => {
 
     // Measured here: about 0.25 KB per call; 3.8 KB per call with Node's own stream tables.
     it("keeps ended gRPC calls it answers out of the old generation after a full collection", async () => {
-      const cost = await oldGenerationCost(readGc, gateway.url, "/grpc.health.v1.Health/Check");
-      console.log(`gateway (answering) old generation growth over ${MEASURED_CALLS} calls, 50 in flight:`, JSON.stringify(cost));
+      const cost = await gatewayOldGenerationCost(readGc, gateway.url, "/grpc.health.v1.Health/Check", "answering");
       expect(cost.fullCollections).toBe(0);
       expect(cost.bytesPerCall).toBeLessThan(1_000);
     });
 
     // Server side and the gateway's own upstream client (pass-through).
     it("keeps ended proxied calls out of the old generation after a full collection", async () => {
-      const cost = await oldGenerationCost(readGc, gateway.url, "/test.upstream.v1.EchoService/Echo");
-      console.log(`gateway (proxying) old generation growth over ${MEASURED_CALLS} calls, 50 in flight:`, JSON.stringify(cost));
+      const cost = await gatewayOldGenerationCost(readGc, gateway.url, "/test.upstream.v1.EchoService/Echo", "proxying");
       expect(cost.fullCollections).toBe(0);
       expect(cost.bytesPerCall).toBeLessThan(1_000);
     });
