@@ -51,9 +51,11 @@ type ParserWithConnection = NodeHttpParser & { [CONNECTION]?: LeanConnection };
 const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
 const INVALID_VALUE_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
 
-/** The cleartext HTTP/1.1 connections served on the lean path, and their timeouts. */
+/**
+ * The cleartext HTTP/1.1 connections served on the lean path, and their timeouts. Their sockets
+ * are counted and cut with every other HTTP/1.1 socket by the SinglePortServer that owns them.
+ */
 export class LeanHttp1Server {
-  readonly connections = new Set<LeanConnection>();
   /** Set by stopAccepting: answers say Connection: close and their connections end after them. */
   stopping = false;
   private readonly binding: NodeParserBinding;
@@ -76,7 +78,6 @@ export class LeanHttp1Server {
   /** Serve a new connection whose first bytes were already read (while sniffing the protocol). */
   start(socket: net.Socket, firstBytes: Buffer): void {
     const connection = new LeanConnection(this, this.binding, socket, this.connectionsList);
-    this.connections.add(connection);
     if (this.headersTimer === undefined) this.startHeadersTimer();
     connection.begin(firstBytes);
   }
@@ -90,16 +91,10 @@ export class LeanHttp1Server {
     for (const parser of this.connectionsList.idle()) (parser as ParserWithConnection)[CONNECTION]?.closeIfIdle();
   }
 
-  /** Cut every connection. */
-  destroyAll(): void {
-    for (const connection of this.connections) connection.socket.destroy();
+  /** Stop checking header timeouts (the owner cuts the sockets). */
+  close(): void {
     clearInterval(this.headersTimer);
     this.headersTimer = undefined;
-  }
-
-  /** The connection is closed or handed over. */
-  forget(connection: LeanConnection): void {
-    this.connections.delete(connection);
   }
 
   /**
@@ -486,7 +481,8 @@ class LeanConnection {
     if (length === 0) {
       socket.write(head, "latin1", flushed);
     } else if (length <= SINGLE_WRITE_MAX_BYTES) {
-      const headLength = Buffer.byteLength(head, "latin1");
+      // One byte per character: the head is latin1 (every value passed the header check above).
+      const headLength = head.length;
       const out = Buffer.allocUnsafe(headLength + length);
       out.write(head, 0, "latin1");
       out.set(body!, headLength);
@@ -612,7 +608,6 @@ class LeanConnection {
   private release(handingOver: boolean): void {
     if (this.released) return;
     this.released = true;
-    this.server.forget(this);
     const socket = this.socket;
     if (this.consumed) this.stopReading();
     socket.setTimeout(0);

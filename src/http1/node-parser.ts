@@ -65,10 +65,8 @@ export const nodeParserBinding: NodeParserBinding | undefined = findBinding();
 function findBinding(): NodeParserBinding | undefined {
   if (!CHECKED_NODE_MAJORS.includes(Number(process.versions.node.split(".")[0]))) return undefined;
   try {
-    const common = createRequire(import.meta.url)("_http_common") as { HTTPParser?: ParserClass; methods?: string[] };
-    const Parser = common.HTTPParser;
-    const methods = common.methods;
-    if (typeof Parser !== "function" || !Array.isArray(methods) || !methods.includes("POST")) return undefined;
+    const Parser = (createRequire(import.meta.url)("_http_common") as { HTTPParser?: ParserClass }).HTTPParser;
+    if (typeof Parser !== "function") return undefined;
     for (const name of ["initialize", "execute", "consume", "unconsume", "getCurrentBuffer", "remove", "close"]) {
       if (typeof (Parser.prototype as Record<string, unknown>)[name] !== "function") return undefined;
     }

@@ -239,7 +239,7 @@ export class SinglePortServer {
     for (const session of this.sessions) session.destroy();
     for (const socket of this.http1Sockets) socket.destroy();
     for (const socket of this.sniffing) socket.destroy();
-    this.leanHttp1?.destroyAll();
+    this.leanHttp1?.close();
     this.http1?.close(() => undefined);
   }
 

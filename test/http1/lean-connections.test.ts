@@ -9,6 +9,7 @@ import { createRpcDispatcher } from "../../src/server/rpc-dispatcher.js";
 import { SinglePortServer } from "../../src/server/single-port-server.js";
 import { createLogger } from "../../src/ops/logger.js";
 import { nodeParserBinding } from "../../src/http1/node-parser.js";
+import type { Http1ExchangeHandler } from "../../src/http1/lean-connections.js";
 import fc from "fast-check";
 import { rawConnect, type RawConnection } from "../support/raw-http.js";
 import { fuzzParameters } from "../fuzz/fuzz-config.js";
@@ -42,6 +43,15 @@ interface TestServer {
   lean: { count: number };
 }
 
+const LIMITS = { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 };
+
+/** A server whose lean connections ask `onHttp1Exchange` directly (no RPC dispatcher); node:http answers "node". */
+async function startBareLeanServer(onHttp1Exchange: Http1ExchangeHandler, logger = createLogger("silent")): Promise<{ server: SinglePortServer; port: number }> {
+  const server = new SinglePortServer({ onRequest: (_req, res) => res.end("node"), onHttp1Exchange, logger, limits: LIMITS });
+  const { port } = await server.listen(0, "127.0.0.1");
+  return { server, port };
+}
+
 async function startServer(lean: boolean, limits: Partial<{ headersTimeoutMs: number; idleTimeoutMs: number; maxHeaderBytes: number }> = {}): Promise<TestServer> {
   const dispatcher = createRpcDispatcher({
     routes,
@@ -71,7 +81,7 @@ async function startServer(lean: boolean, limits: Partial<{ headersTimeoutMs: nu
         }
       : undefined,
     logger: createLogger("silent"),
-    limits: { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100, ...limits },
+    limits: { ...LIMITS, ...limits },
   });
   const address = await server.listen(0, "127.0.0.1");
   return { port: address.port, server, lean: counter };
@@ -559,21 +569,14 @@ describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: the 
 });
 
 describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: the drain and answers still going out", () => {
-  const limits = { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 };
   const request = `POST /any HTTP/1.1\r\nHost: test\r\ncontent-length: 0\r\n\r\n`;
 
   it("sends the whole of a large answer the client has not read yet when the drain begins, then closes", async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
-    const server = new SinglePortServer({
-      onRequest: (_req, res) => res.end("node"),
-      onHttp1Exchange: (exchange) => {
-        exchange.on("end", () => exchange.respond(200, { "content-type": "text/plain" }, big));
-        return true;
-      },
-      logger: createLogger("silent"),
-      limits,
+    const { server, port } = await startBareLeanServer((exchange) => {
+      exchange.on("end", () => exchange.respond(200, { "content-type": "text/plain" }, big));
+      return true;
     });
-    const { port } = await server.listen(0, "127.0.0.1");
     try {
       const connection = await rawConnect(port, { read: false });
       await connection.write(request);
@@ -594,23 +597,17 @@ describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: the 
   });
 
   it("says Connection: close in a connect-node answer written after the drain began, and closes", async () => {
-    const server = new SinglePortServer({
-      onRequest: (_req, res) => res.end("node"),
-      onHttp1Exchange: (exchange) => {
-        exchange.on("end", () => {
-          const { res } = exchange.toNodeRequest();
-          setTimeout(() => {
-            server.stopAccepting();
-            res.writeHead(200, { "content-type": "text/plain" });
-            res.end("late");
-          }, 50);
-        });
-        return true;
-      },
-      logger: createLogger("silent"),
-      limits,
+    const { server, port } = await startBareLeanServer((exchange) => {
+      exchange.on("end", () => {
+        const { res } = exchange.toNodeRequest();
+        setTimeout(() => {
+          server.stopAccepting();
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.end("late");
+        }, 50);
+      });
+      return true;
     });
-    const { port } = await server.listen(0, "127.0.0.1");
     try {
       const connection = await rawConnect(port);
       await connection.write(request);
@@ -635,16 +632,10 @@ describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: a fa
       },
     });
     const logger = createLogger("error", sink);
-    const server = new SinglePortServer({
-      onRequest: (_req, res) => res.end("node"),
-      onHttp1Exchange: (exchange) => {
-        if (exchange.headers["x-explode"] !== undefined) throw new TypeError("handler bug");
-        return false;
-      },
-      logger,
-      limits: { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 },
-    });
-    const { port } = await server.listen(0, "127.0.0.1");
+    const { server, port } = await startBareLeanServer((exchange) => {
+      if (exchange.headers["x-explode"] !== undefined) throw new TypeError("handler bug");
+      return false;
+    }, logger);
     try {
       const failing = await rawConnect(port);
       await failing.write(post("{}", { "x-explode": "1" }));

@@ -234,11 +234,11 @@ export class Http1ExchangeCall extends FastCall implements DeferredWrite {
 
   // Server streams are never served on lean connections (the dispatcher leaves them to node:http).
   startResponse(): void {
-    throw new ConnectError("a streamed answer on a lean HTTP/1.1 connection", Code.Internal);
+    throw noStreamsOnLeanConnections();
   }
 
   writeBody(): boolean {
-    throw new ConnectError("a streamed answer on a lean HTTP/1.1 connection", Code.Internal);
+    throw noStreamsOnLeanConnections();
   }
 
   whenDrained(listener: () => void): void {
@@ -246,7 +246,7 @@ export class Http1ExchangeCall extends FastCall implements DeferredWrite {
   }
 
   endResponse(): void {
-    throw new ConnectError("a streamed answer on a lean HTTP/1.1 connection", Code.Internal);
+    throw noStreamsOnLeanConnections();
   }
 
   isGone(): boolean {
@@ -275,6 +275,10 @@ export class Http1ExchangeCall extends FastCall implements DeferredWrite {
   protected onClientGone(listener: () => void): void {
     this.exchange.on("close", listener);
   }
+}
+
+function noStreamsOnLeanConnections(): ConnectError {
+  return new ConnectError("a streamed answer on a lean HTTP/1.1 connection", Code.Internal);
 }
 
 /** Calls back once a writable has drained, or closed (then nobody will read what is left anyway). */
