@@ -120,8 +120,6 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     track(res);
     // Always overwritten: a client cannot choose the address it is logged and rate limited by.
     req.headers[PEER_HEADER] = req.socket.remoteAddress;
-    // While draining, HTTP/1.1 connections close after their current response.
-    if (!readiness.isReady && req.httpVersionMajor === 1) res.setHeader("connection", "close");
     if (cors?.handle(req, res)) return;
     rpc!.handleRequest(req, res);
   };
@@ -136,7 +134,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   };
 
   const onHttp1Exchange: Http1ExchangeHandler = (exchange) => {
-    // While draining, node:http answers, with Connection: close (see onRequest).
+    // While draining, node:http answers, with Connection: close (SinglePortServer sees to it).
     if (!readiness.isReady || cors?.needsRequestApi(exchange.headers)) return false;
     exchange.headers[PEER_HEADER] = exchange.remoteAddress;
     if (!rpc!.handleHttp1Exchange(exchange)) return false;

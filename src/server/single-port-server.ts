@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { classifyConnectionStart } from "./http2-preface.js";
+import { letAnswersGoingOutFinishOnIdleClose } from "./http1-drain.js";
 import { LeanHttp1Server, type Http1ExchangeHandler } from "../http1/lean-connections.js";
 import { leanResponsesWorkOn } from "../http2/lean-response.js";
 import { installGcFriendlyStreamTables } from "../http2/stream-tables.js";
@@ -73,9 +74,15 @@ export class SinglePortServer {
   private readonly sniffing = new Set<net.Socket>();
   private readonly http1Sockets = new Set<net.Socket>();
   private readonly resets = new WeakMap<http2.ServerHttp2Session, { startedAt: number; opened: number; reset: number }>();
+  private draining = false;
 
   constructor(private readonly options: SinglePortServerOptions) {
-    const { limits, onRequest, onStream, tls } = options;
+    const { limits, onStream, tls } = options;
+    const onRequest: HttpHandler = (req, res) => {
+      // While draining, an HTTP/1.1 connection closes after its current answer.
+      if (this.draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      options.onRequest(req, res);
+    };
     const http2Options: http2.ServerOptions = {
       maxSendHeaderBlockLength: limits.maxHeaderBytes,
       settings: {
@@ -97,6 +104,8 @@ export class SinglePortServer {
         onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
       );
       secure.on("secureConnection", (socket: net.Socket) => this.trackHttp1Socket(socket));
+      // Its close() closes the idle HTTP/1.1 connections.
+      letAnswersGoingOutFinishOnIdleClose(secure as unknown as http.Server);
       this.http2Server = secure;
       this.listener = secure;
       this.http1 = undefined;
@@ -114,6 +123,7 @@ export class SinglePortServer {
         },
         onRequest as http.RequestListener,
       );
+      letAnswersGoingOutFinishOnIdleClose(this.http1);
       this.listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.sniff(socket));
       if (options.onHttp1Exchange) {
         this.leanHttp1 = LeanHttp1Server.create({
@@ -225,6 +235,7 @@ export class SinglePortServer {
     this.listener.close();
     for (const socket of this.sniffing) socket.destroy();
     for (const session of this.sessions) session.close();
+    this.draining = true;
     this.http1?.closeIdleConnections();
     this.leanHttp1?.stopAccepting();
   }

@@ -3,12 +3,16 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import * as https from "node:https";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { http1Get, http2Get } from "../support/http-clients.js";
 import { startChunkingRelay } from "../support/tcp-chunker.js";
+import { rawConnect } from "../support/raw-http.js";
+import { SinglePortServer } from "../../src/server/single-port-server.js";
+import { createLogger } from "../../src/ops/logger.js";
 
 describe("one cleartext port for HTTP/1.1 and HTTP/2", () => {
   let gw: StartedGateway;
@@ -157,5 +161,121 @@ describe("TLS with ALPN on the same port", () => {
       req.on("error", reject);
     });
     expect(res).toEqual({ status: 200, protocol: "http/1.1" });
+  });
+});
+
+describe("SinglePortServer: the drain on node:http connections", () => {
+  const limits = { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 };
+  const request = "GET /big HTTP/1.1\r\nHost: test\r\n\r\n";
+
+  it("sends the whole of a large answer the client has not read yet when the drain begins, then closes", async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
+    // No lean connections: node:http serves every HTTP/1.1 request.
+    const server = new SinglePortServer({
+      onRequest: (_req, res) => {
+        res.writeHead(200, { "content-type": "text/plain", "content-length": big.length });
+        res.end(big);
+      },
+      logger: createLogger("silent"),
+      limits,
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    try {
+      const connection = await rawConnect(port, { read: false });
+      await connection.write(request);
+      // The answer is written (ended) but mostly still in the server's socket buffer.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      server.stopAccepting();
+      let total = 0;
+      connection.socket.on("data", (chunk: Buffer) => (total += chunk.length));
+      connection.socket.resume();
+      const outcome = await connection.closed(5000);
+      expect(outcome.closedByServer).toBe(true);
+      const headEnd = outcome.received.indexOf("\r\n\r\n") + 4;
+      expect(outcome.received.toString("latin1", 0, headEnd)).toContain(`content-length: ${big.length}`);
+      expect(total).toBe(headEnd + big.length);
+      expect(server.openConnections()).toBe(0);
+    } finally {
+      server.destroyAll();
+    }
+  });
+
+  it("closes an idle keep-alive connection at once; a request still arriving or running is answered with Connection: close, then closed", async () => {
+    let slowStarted: () => void = () => undefined;
+    const slowRunning = new Promise<void>((resolve) => (slowStarted = resolve));
+    const server = new SinglePortServer({
+      onRequest: (req, res) => {
+        if (req.url !== "/slow") return res.end("done");
+        slowStarted();
+        setTimeout(() => res.end("slow done"), 200);
+      },
+      logger: createLogger("silent"),
+      limits,
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    try {
+      const idle = await rawConnect(port);
+      await idle.write("GET /a HTTP/1.1\r\nHost: test\r\n\r\n");
+      const halfSent = await rawConnect(port);
+      await halfSent.write("GET /b HTTP/1.1\r\nHost: te");
+      const busy = await rawConnect(port);
+      await busy.write("GET /slow HTTP/1.1\r\nHost: test\r\n\r\n");
+      await slowRunning;
+      for (let wait = 0; wait < 100 && !idle.received().includes("done"); wait++) await new Promise((resolve) => setTimeout(resolve, 10));
+      server.stopAccepting();
+      expect((await idle.closed(1000)).closedByServer).toBe(true);
+      await halfSent.write("st\r\n\r\n");
+      for (const [connection, body] of [[halfSent, "done"], [busy, "slow done"]] as const) {
+        const outcome = await connection.closed(2000);
+        expect(outcome.closedByServer).toBe(true);
+        const answer = outcome.received.toString("latin1");
+        expect(answer, body).toMatch(/^HTTP\/1\.1 200 /);
+        expect(answer.toLowerCase()).toContain("\r\nconnection: close\r\n");
+        expect(answer.endsWith(`\r\n\r\n${body}`)).toBe(true);
+      }
+      expect(server.openConnections()).toBe(0);
+    } finally {
+      server.destroyAll();
+    }
+  });
+
+  it("over TLS too (http2's close() closes the idle HTTP/1.1 connections): a large answer not yet read arrives whole", async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
+    const dir = mkdtempSync(join(tmpdir(), "gateway-tls-drain-"));
+    const certFile = join(dir, "cert.pem");
+    const keyFile = join(dir, "key.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", keyFile, "-out", certFile], { stdio: "ignore" });
+    const server = new SinglePortServer({
+      onRequest: (_req, res) => {
+        res.writeHead(200, { "content-length": big.length });
+        res.end(big);
+      },
+      logger: createLogger("silent"),
+      limits,
+      tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) },
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    try {
+      const socket = tls.connect({ host: "127.0.0.1", port, ALPNProtocols: ["http/1.1"], rejectUnauthorized: false });
+      await new Promise<void>((resolve) => socket.once("secureConnect", () => resolve()));
+      socket.pause();
+      socket.write(request);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      server.stopAccepting();
+      let total = 0;
+      let head = "";
+      socket.on("data", (chunk: Buffer) => {
+        if (total === 0) head = chunk.toString("latin1", 0, chunk.indexOf("\r\n\r\n") + 4);
+        total += chunk.length;
+      });
+      const closed = new Promise<boolean>((resolve) => socket.once("close", () => resolve(true)));
+      socket.resume();
+      expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve(false), 5000))])).toBe(true);
+      expect(head).toContain(`content-length: ${big.length}`);
+      expect(total).toBe(head.length + big.length);
+    } finally {
+      server.destroyAll();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
