@@ -16,7 +16,8 @@ import type { Logger } from "./ops/logger.js";
 import { Readiness } from "./ops/readiness.js";
 import { registerReflection } from "./ops/reflection-service.js";
 import type { HttpRequest, HttpResponse } from "./server/http-types.js";
-import { createRpcDispatcher, type RpcDispatcher } from "./server/rpc-dispatcher.js";
+import { createRpcDispatcher, headerValue, type RpcDispatcher } from "./server/rpc-dispatcher.js";
+import { logRefusedCall } from "./interceptors/refusal-log.js";
 import { startUpstreamRoutes, type UpstreamRoutes } from "./upstream/upstream-routes.js";
 import type { Http1ExchangeHandler } from "./http1/lean-connections.js";
 import { SinglePortServer, type StreamHandler } from "./server/single-port-server.js";
@@ -69,7 +70,17 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   const webPages = createWebPages({ config: config.web, services: () => served, upstreamServices: () => upstream?.services ?? [] });
   const cors = createCors(config.web.cors);
   const notRpc = (req: HttpRequest, res: HttpResponse) => {
-    if (answerUnknownProcedure(req, res)) return;
+    if (answerUnknownProcedure(req, res)) {
+      logRefusedCall(logger, {
+        method: (req.url ?? "/").split("?", 1)[0],
+        httpMethod: req.method ?? "",
+        header: (name) => headerValue(req, name),
+        code: Code.Unimplemented,
+        reason: "unknown procedure",
+        httpStatus: res.statusCode === 200 ? undefined : res.statusCode,
+      });
+      return;
+    }
     if (webPages?.(req, res)) return;
     if (req.httpVersionMajor === 1) {
       webApp(req as IncomingMessage, res as unknown as ServerResponse);

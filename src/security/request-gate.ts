@@ -1,7 +1,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { SecurityConfig } from "../config/security-config.js";
-import { codeNames, withRequestId } from "../interceptors/access-log.js";
-import { REQUEST_ID_HEADER, requestIdFrom, traceIdFrom } from "../interceptors/request-id.js";
+import { withRequestId } from "../interceptors/access-log.js";
+import { logRefusedCall } from "../interceptors/refusal-log.js";
 import { rpcProtocolOf } from "../interceptors/rpc-protocol.js";
 import type { Logger } from "../ops/logger.js";
 import type { GatewayMetrics } from "../ops/metrics.js";
@@ -64,30 +64,20 @@ export function createSecurity(config: SecurityConfig, deps: { logger: Logger; m
   };
 
   const refuse = (context: HandlerContext, error: ConnectError, reason: string, identity: Identity | undefined): ConnectError => {
-    const requestId = requestIdFrom(context.requestHeader.get(REQUEST_ID_HEADER));
     const series = deps.metrics?.seriesFor(context.method, rpcProtocolOf(context.requestHeader.get("content-type")));
     if (series !== undefined) {
       series.started++;
       series.inFlight++;
       series.finish(error.code, 0);
     }
-    if (deps.logger.isLevelEnabled("info")) {
-      deps.logger.info(
-        {
-          requestId,
-          traceId: traceIdFrom(context.requestHeader.get("traceparent")),
-          method: `${context.service.typeName}/${context.method.name}`,
-          protocol: rpcProtocolOf(context.requestHeader.get("content-type")),
-          httpMethod: context.requestMethod,
-          code: codeNames.get(error.code),
-          durationMs: 0,
-          peer: context.requestHeader.get(PEER_HEADER) ?? undefined,
-          principal: identity?.principal,
-          refused: reason,
-        },
-        "rpc",
-      );
-    }
+    const requestId = logRefusedCall(deps.logger, {
+      method: `${context.service.typeName}/${context.method.name}`,
+      httpMethod: context.requestMethod,
+      header: (name) => context.requestHeader.get(name),
+      code: error.code,
+      reason,
+      principal: identity?.principal,
+    });
     return withRequestId(error, requestId);
   };
 

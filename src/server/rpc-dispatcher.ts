@@ -11,6 +11,7 @@ import {
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "../ops/logger.js";
+import { logRefusedCall } from "../interceptors/refusal-log.js";
 import { fixGrpcMessageTrailer } from "./grpc-message.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "./http-types.js";
 import type { Http1Exchange } from "../http1/lean-connections.js";
@@ -92,7 +93,11 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
         ? universalRequestFromNodeRequest(req, res, undefined, undefined)
         : universalRequestFromNodeRequest(req, res, body as never, undefined);
     handler(uReq)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then((uRes) => {
+        // connect-node answers these two before any interceptor runs, so no access-log line would say so.
+        if (uRes.status === 415 || uRes.status === 405) logConnectRefusal(options.logger, handler, req, uRes.status);
+        return universalResponseToNodeResponse(uRes, res);
+      })
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
         options.logger.error({ err: reason, method: handler.requestPath }, "rpc handler failed");
@@ -161,6 +166,25 @@ function reencodeGrpcMessages(res: HttpResponse): void {
     fixGrpcMessageTrailer(trailers);
     addTrailers(trailers);
   };
+}
+
+/** Log a call connect-node refused for its content-type (415) or HTTP method (405). */
+function logConnectRefusal(logger: Logger, handler: UniversalHandler, req: HttpRequest, status: 415 | 405): void {
+  logRefusedCall(logger, {
+    method: handler.requestPath.slice(1),
+    httpMethod: req.method ?? "",
+    header: (name) => headerValue(req, name),
+    code: Code.Unknown,
+    reason: status === 415 ? `unsupported content-type ${JSON.stringify(req.headers["content-type"] ?? "")}` : `HTTP method ${req.method} not allowed`,
+    httpStatus: status,
+  });
+}
+
+/** A request header by lower-case name (comma-joined if repeated), or null. */
+export function headerValue(req: HttpRequest, name: string): string | null {
+  const value = req.headers[name];
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(", ") : value;
 }
 
 function pathOf(url: string | undefined): string {

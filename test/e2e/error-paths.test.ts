@@ -189,7 +189,8 @@ describe("wrong content-type to a known method → HTTP 415", () => {
       const log = logCursor(gw);
       const res = await curl(`${gw.url}/${method}`, { http, headers: { "content-type": contentType }, body: '{"name":"x"}' });
       expect(res.status).toBe(415);
-      expect(log.rpcLines()).toEqual([]); // refused before any handler ran
+      // Refused before any handler or interceptor ran; the refusal is logged all the same.
+      expect(log.rpcLines()).toMatchObject([{ method, code: "unknown", httpStatus: 415, refused: `unsupported content-type ${JSON.stringify(contentType)}` }]);
     });
   });
 

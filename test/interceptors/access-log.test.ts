@@ -2,6 +2,7 @@
  * The access log line and the request id: accepted from x-request-id or generated, returned on
  * success and on error, on every protocol; trace id from traceparent; peer address; secrets redacted.
  */
+import * as http2 from "node:http2";
 import { Writable } from "node:stream";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -85,6 +86,43 @@ describe("request id", () => {
       // drain
     }
     expect(returned).toBe("stream-1");
+  });
+});
+
+describe("calls refused before the interceptors run", () => {
+  const logged = (id: string) => gw.logs.find((l) => l.requestId === id);
+
+  it("an unsupported content-type (415) and HTTP method (405) on a served procedure get a line with the reason", async () => {
+    for (const http of ["1.1", "2"] as const) {
+      const wrongType = await curl(`${gw.url}/demo.v1.GreeterService/Greet`, { http, headers: { "content-type": "text/plain", "x-request-id": `refused-415-${http}` }, body: "hi" });
+      expect(wrongType.status).toBe(415);
+      const wrongMethod = await curl(`${gw.url}/demo.v1.GreeterService/Greet`, { http, method: "PUT", headers: { "content-type": "application/json", "x-request-id": `refused-405-${http}` }, body: "{}" });
+      expect(wrongMethod.status).toBe(405);
+      await settle();
+      expect(logged(`refused-415-${http}`)).toMatchObject({ msg: "rpc", method: "demo.v1.GreeterService/Greet", httpMethod: "POST", code: "unknown", httpStatus: 415, refused: 'unsupported content-type "text/plain"', peer: "127.0.0.1" });
+      expect(logged(`refused-405-${http}`)).toMatchObject({ msg: "rpc", method: "demo.v1.GreeterService/Greet", httpMethod: "PUT", code: "unknown", httpStatus: 405, refused: "HTTP method PUT not allowed" });
+    }
+  });
+
+  it("a call to a procedure not served gets a line with code unimplemented, gRPC and Connect alike", async () => {
+    const session = http2.connect(gw.url);
+    try {
+      const status = await new Promise<unknown>((resolve, reject) => {
+        const req = session.request({ ":method": "POST", ":path": "/demo.v1.GreeterService/Nope", "content-type": "application/grpc", te: "trailers", "x-request-id": "unknown-grpc" });
+        req.on("response", (headers) => resolve(headers["grpc-status"]));
+        req.on("error", reject);
+        req.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+      expect(status).toBe("12");
+    } finally {
+      session.close();
+    }
+    const connect = await curl(`${gw.url}/no.such.Service/Call`, { http: "1.1", headers: { "content-type": "application/json", "x-request-id": "unknown-connect" }, body: "{}" });
+    expect(connect.status).toBe(404);
+    await settle();
+    expect(logged("unknown-grpc")).toMatchObject({ method: "/demo.v1.GreeterService/Nope", protocol: "grpc", code: "unimplemented", refused: "unknown procedure" });
+    expect(logged("unknown-grpc")!.httpStatus).toBeUndefined();
+    expect(logged("unknown-connect")).toMatchObject({ method: "/no.such.Service/Call", protocol: "connect", code: "unimplemented", httpStatus: 404, refused: "unknown procedure" });
   });
 });
 

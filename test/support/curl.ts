@@ -9,7 +9,7 @@ export const CURL = "/usr/bin/curl";
 export type CurlHttpVersion = "1.1" | "2";
 
 export interface CurlRequest {
-  method?: "GET" | "POST";
+  method?: "GET" | "POST" | "PUT";
   /** "1.1" forces HTTP/1.1; "2" uses HTTP/2 with prior knowledge (h2c). */
   http: CurlHttpVersion;
   headers?: Record<string, string>;
