@@ -15,9 +15,10 @@ import { HealthStatusRegistry, ServingStatus } from "./ops/health-status.js";
 import type { Logger } from "./ops/logger.js";
 import { Readiness } from "./ops/readiness.js";
 import { registerReflection } from "./ops/reflection-service.js";
-import type { HttpRequest, HttpResponse } from "./server/http-types.js";
-import { createRpcDispatcher, headerValue, type RpcDispatcher } from "./server/rpc-dispatcher.js";
+import { headerValue, type HttpRequest, type HttpResponse } from "./server/http-types.js";
+import { createRpcDispatcher, type RpcDispatcher } from "./server/rpc-dispatcher.js";
 import { logRefusedCall } from "./interceptors/refusal-log.js";
+import { REQUEST_ID_HEADER } from "./interceptors/request-id.js";
 import { startUpstreamRoutes, type UpstreamRoutes } from "./upstream/upstream-routes.js";
 import type { Http1ExchangeHandler } from "./http1/lean-connections.js";
 import { SinglePortServer, type StreamHandler } from "./server/single-port-server.js";
@@ -70,8 +71,10 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   const webPages = createWebPages({ config: config.web, services: () => served, upstreamServices: () => upstream?.services ?? [] });
   const cors = createCors(config.web.cors);
   const notRpc = (req: HttpRequest, res: HttpResponse) => {
-    if (answerUnknownProcedure(req, res)) {
+    const requestId = answerUnknownProcedure(req, res);
+    if (requestId !== undefined) {
       logRefusedCall(logger, {
+        requestId,
         method: (req.url ?? "/").split("?", 1)[0],
         httpMethod: req.method ?? "",
         header: (name) => headerValue(req, name),
@@ -101,6 +104,17 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   const createDispatcher = () => createRpcDispatcher({
     routes,
     fallback: notRpc,
+    onRefused: ({ req, res, method, status }) => {
+      const requestId = logRefusedCall(logger, {
+        method,
+        httpMethod: req.method ?? "",
+        header: (name) => headerValue(req, name),
+        code: Code.Unknown,
+        reason: status === 415 ? `unsupported content-type ${JSON.stringify(req.headers["content-type"] ?? "")}` : `HTTP method ${req.method} not allowed`,
+        httpStatus: status,
+      });
+      res.setHeader(REQUEST_ID_HEADER, requestId);
+    },
     fastPath: config.fastPath.enabled,
     logger,
     router: {

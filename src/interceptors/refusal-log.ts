@@ -20,6 +20,8 @@ export interface RefusedCall {
   /** The answer's HTTP status, when it is not 200. */
   httpStatus?: number;
   principal?: string;
+  /** The request id the answer carries; by default the client's (if sane) or a new one. */
+  requestId?: string;
 }
 
 /** Client-chosen strings in the log are cut to this length. */
@@ -30,7 +32,7 @@ const MAX_LOGGED_TEXT = 200;
  * why; returns the request id logged, so the answer can carry it. Only at level info or below.
  */
 export function logRefusedCall(logger: Logger, call: RefusedCall): string {
-  const requestId = requestIdFrom(call.header(REQUEST_ID_HEADER));
+  const requestId = call.requestId ?? requestIdFrom(call.header(REQUEST_ID_HEADER));
   if (!logger.isLevelEnabled("info")) return requestId;
   logger.info(
     {
@@ -38,7 +40,7 @@ export function logRefusedCall(logger: Logger, call: RefusedCall): string {
       traceId: traceIdFrom(call.header("traceparent")),
       method: call.method.slice(0, MAX_LOGGED_TEXT),
       protocol: rpcProtocolOf(call.header("content-type")),
-      httpMethod: call.httpMethod,
+      httpMethod: call.httpMethod.slice(0, MAX_LOGGED_TEXT),
       code: codeNames.get(call.code),
       httpStatus: call.httpStatus,
       durationMs: 0,

@@ -1,23 +1,35 @@
 /**
  * The drain of the connections node:http serves (HTTP/1.1 handed over by the lean connections,
- * over TLS, or with lean connections off).
+ * over TLS, or with lean connections off): each closes after its current answer, which says
+ * `Connection: close` when it has not begun yet.
  *
  * node:http's own closeIdleConnections destroys every connection between requests, including
  * one whose last answer is ended but not yet flushed to a client that reads slowly: measured,
- * an 8 MiB answer arrived as 3.9 MB. Here such a connection closes once its answer is sent, and
- * a busy one's answer, if not yet begun, says Connection: close. The list of connections is
- * node:http's private one (the one closeIdleConnections reads); where it cannot be found,
- * node:http's closeIdleConnections runs as before.
+ * an 8 MiB answer arrived as 3.9 MB. Here such a connection closes once its answer is sent. The
+ * list of connections is node:http's private one (the one closeIdleConnections reads); where it
+ * cannot be found, node:http's closeIdleConnections runs as before, and a connection busy when
+ * the drain began stays open after its answer until the gateway cuts the remaining ones.
  */
 import type * as http from "node:http";
 import type * as net from "node:net";
 import { findSymbolKey, onCheckedNodeMajor } from "../http2/node-internals.js";
 
+/** The answer this connection's drain marked `Connection: close`. */
+const MARKED = Symbol("answer marked Connection: close");
+
+/** A socket node:http serves: its current answer, and its parser with the last request it parsed. */
+type Http1Socket = net.Socket & {
+  _httpMessage?: http.ServerResponse | null;
+  parser?: { incoming?: http.IncomingMessage | null } | null;
+  [MARKED]?: http.ServerResponse;
+};
+
 /** What node:http's connections list hands out: one parser per connection, which knows its socket. */
 interface TrackedConnection {
-  socket: net.Socket & { _httpMessage?: http.ServerResponse | null };
+  socket: Http1Socket;
 }
 interface ConnectionsList {
+  all(): TrackedConnection[];
   idle(): TrackedConnection[];
 }
 
@@ -26,38 +38,55 @@ type ServerOfHttp1 = net.Server & { closeIdleConnections(): void };
 
 /**
  * Replace the server's closeIdleConnections, which its own close() calls too (http2's TLS server
- * calls nothing else), so a connection whose answer is still going out closes once it is sent.
+ * calls nothing else): every connection closes after its current answers instead.
  */
 export function letAnswersGoingOutFinishOnIdleClose(server: ServerOfHttp1): void {
   const nodeOwn = server.closeIdleConnections;
   server.closeIdleConnections = () => {
     const connections = connectionsOf(server);
-    if (connections === undefined) nodeOwn.call(server);
-    else closeIdle(connections);
+    if (connections === undefined) {
+      nodeOwn.call(server);
+      return;
+    }
+    for (const { socket } of connections.all()) closeAfterAnswers(socket, connections);
   };
 }
 
-function closeIdle(connections: ConnectionsList): void {
-  // A connection counts as idle as soon as its request is fully read, so a busy one is here too.
-  for (const { socket } of connections.idle()) {
-    const answer = socket._httpMessage;
-    if (answer && !answer.writableFinished) {
-      // node:http closes the connection after this answer itself when the answer says so.
-      if (!answer.headersSent) answer.setHeader("connection", "close");
-      else answer.once("finish", () => closeUnlessAnswering(socket));
-      continue;
-    }
-    socket.destroy();
-  }
+/**
+ * During the drain, have this answer say `Connection: close` (node:http then closes after it).
+ * A request pipelined behind one already marked takes the mark over while the earlier answer has
+ * not begun: the connection must stay open for the answers queued behind it.
+ */
+export function closeAfterThisAnswer(socket: Http1Socket, answer: http.ServerResponse): void {
+  const previous = socket[MARKED];
+  if (previous === answer) return;
+  if (previous !== undefined && !previous.headersSent) previous.removeHeader("connection");
+  socket[MARKED] = answer;
+  answer.setHeader("connection", "close");
 }
 
-/** After an answer went out: close, unless a pipelined request's answer has started on the connection. */
-function closeUnlessAnswering(socket: TrackedConnection["socket"]): void {
-  if (!socket._httpMessage) socket.destroySoon();
+/** Close a connection once its answers are out: at once between requests, else after the last one known. */
+function closeAfterAnswers(socket: Http1Socket, connections: ConnectionsList): void {
+  if (socket.destroyed) return;
+  const answer = socket._httpMessage;
+  if (!answer || answer.writableFinished) {
+    // Between requests: close. A request still arriving gets its mark when its handler runs.
+    if (connections.idle().some((connection) => connection.socket === socket)) socket.destroySoon();
+    return;
+  }
+  // A request parsed after this answer's own would lose its answer if this one closed the connection.
+  if (!answer.headersSent && socket.parser?.incoming === answer.req) {
+    closeAfterThisAnswer(socket, answer);
+    return;
+  }
+  answer.once("finish", () => closeAfterAnswers(socket, connections));
 }
 
 function connectionsOf(server: net.Server): ConnectionsList | undefined {
   if (!onCheckedNodeMajor) return undefined;
-  const key = findSymbolKey(server, "http.server.connections", (value) => typeof (value as Partial<ConnectionsList> | undefined)?.idle === "function");
+  const key = findSymbolKey(server, "http.server.connections", (value) => {
+    const list = value as Partial<ConnectionsList> | undefined;
+    return typeof list?.idle === "function" && typeof list.all === "function";
+  });
   return key === undefined ? undefined : (server as unknown as Record<symbol, ConnectionsList>)[key];
 }

@@ -11,7 +11,6 @@ import {
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "../ops/logger.js";
-import { logRefusedCall } from "../interceptors/refusal-log.js";
 import { fixGrpcMessageTrailer } from "./grpc-message.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "./http-types.js";
 import type { Http1Exchange } from "../http1/lean-connections.js";
@@ -35,7 +34,21 @@ export interface RpcDispatcherOptions {
   fastPath: boolean;
   /** Called for every request whose path is not an RPC this gateway serves. */
   fallback: HttpHandler;
+  /**
+   * Called when connect-node refuses a call to a served procedure before any interceptor runs:
+   * an unsupported content-type (415) or HTTP method (405). The answer is not yet written.
+   */
+  onRefused?: (refusal: ConnectRefusal) => void;
   logger: Logger;
+}
+
+/** A call connect-node refused before the interceptors ran. */
+export interface ConnectRefusal {
+  req: HttpRequest;
+  res: HttpResponse;
+  /** "pkg.Service/Method" */
+  method: string;
+  status: 415 | 405;
 }
 
 /** The gateway's RPC entry points, for Node's request API and for raw HTTP/2 streams. */
@@ -94,8 +107,8 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
         : universalRequestFromNodeRequest(req, res, body as never, undefined);
     handler(uReq)
       .then((uRes) => {
-        // connect-node answers these two before any interceptor runs, so no access-log line would say so.
-        if (uRes.status === 415 || uRes.status === 405) logConnectRefusal(options.logger, handler, req, uRes.status);
+        // connect-node answers these two before any interceptor runs: no access-log line says so.
+        if (uRes.status === 415 || uRes.status === 405) options.onRefused?.({ req, res, method: handler.requestPath.slice(1), status: uRes.status });
         return universalResponseToNodeResponse(uRes, res);
       })
       .catch((reason: unknown) => {
@@ -166,25 +179,6 @@ function reencodeGrpcMessages(res: HttpResponse): void {
     fixGrpcMessageTrailer(trailers);
     addTrailers(trailers);
   };
-}
-
-/** Log a call connect-node refused for its content-type (415) or HTTP method (405). */
-function logConnectRefusal(logger: Logger, handler: UniversalHandler, req: HttpRequest, status: 415 | 405): void {
-  logRefusedCall(logger, {
-    method: handler.requestPath.slice(1),
-    httpMethod: req.method ?? "",
-    header: (name) => headerValue(req, name),
-    code: Code.Unknown,
-    reason: status === 415 ? `unsupported content-type ${JSON.stringify(req.headers["content-type"] ?? "")}` : `HTTP method ${req.method} not allowed`,
-    httpStatus: status,
-  });
-}
-
-/** A request header by lower-case name (comma-joined if repeated), or null. */
-export function headerValue(req: HttpRequest, name: string): string | null {
-  const value = req.headers[name];
-  if (value === undefined) return null;
-  return Array.isArray(value) ? value.join(", ") : value;
 }
 
 function pathOf(url: string | undefined): string {

@@ -3,7 +3,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { classifyConnectionStart } from "./http2-preface.js";
-import { letAnswersGoingOutFinishOnIdleClose } from "./http1-drain.js";
+import { closeAfterThisAnswer, letAnswersGoingOutFinishOnIdleClose } from "./http1-drain.js";
 import { LeanHttp1Server, type Http1ExchangeHandler } from "../http1/lean-connections.js";
 import { leanResponsesWorkOn } from "../http2/lean-response.js";
 import { installGcFriendlyStreamTables } from "../http2/stream-tables.js";
@@ -80,7 +80,7 @@ export class SinglePortServer {
     const { limits, onStream, tls } = options;
     const onRequest: HttpHandler = (req, res) => {
       // While draining, an HTTP/1.1 connection closes after its current answer.
-      if (this.draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      if (this.draining && req.httpVersionMajor === 1) closeAfterThisAnswer(req.socket, res as http.ServerResponse);
       options.onRequest(req, res);
     };
     const http2Options: http2.ServerOptions = {

@@ -98,6 +98,8 @@ describe("calls refused before the interceptors run", () => {
       expect(wrongType.status).toBe(415);
       const wrongMethod = await curl(`${gw.url}/demo.v1.GreeterService/Greet`, { http, method: "PUT", headers: { "content-type": "application/json", "x-request-id": `refused-405-${http}` }, body: "{}" });
       expect(wrongMethod.status).toBe(405);
+      // The answers carry the id the line is logged under.
+      expect([wrongType.headers["x-request-id"], wrongMethod.headers["x-request-id"]]).toEqual([`refused-415-${http}`, `refused-405-${http}`]);
       await settle();
       expect(logged(`refused-415-${http}`)).toMatchObject({ msg: "rpc", method: "demo.v1.GreeterService/Greet", httpMethod: "POST", code: "unknown", httpStatus: 415, refused: 'unsupported content-type "text/plain"', peer: "127.0.0.1" });
       expect(logged(`refused-405-${http}`)).toMatchObject({ msg: "rpc", method: "demo.v1.GreeterService/Greet", httpMethod: "PUT", code: "unknown", httpStatus: 405, refused: "HTTP method PUT not allowed" });
@@ -109,19 +111,34 @@ describe("calls refused before the interceptors run", () => {
     try {
       const status = await new Promise<unknown>((resolve, reject) => {
         const req = session.request({ ":method": "POST", ":path": "/demo.v1.GreeterService/Nope", "content-type": "application/grpc", te: "trailers", "x-request-id": "unknown-grpc" });
-        req.on("response", (headers) => resolve(headers["grpc-status"]));
+        req.on("response", (headers) => resolve([headers["grpc-status"], headers["x-request-id"]]));
         req.on("error", reject);
         req.end(Buffer.from([0, 0, 0, 0, 0]));
       });
-      expect(status).toBe("12");
+      expect(status).toEqual(["12", "unknown-grpc"]);
     } finally {
       session.close();
     }
     const connect = await curl(`${gw.url}/no.such.Service/Call`, { http: "1.1", headers: { "content-type": "application/json", "x-request-id": "unknown-connect" }, body: "{}" });
     expect(connect.status).toBe(404);
+    expect(connect.headers["x-request-id"]).toBe("unknown-connect");
     await settle();
     expect(logged("unknown-grpc")).toMatchObject({ method: "/demo.v1.GreeterService/Nope", protocol: "grpc", code: "unimplemented", refused: "unknown procedure" });
     expect(logged("unknown-grpc")!.httpStatus).toBeUndefined();
+    // Over HTTP/2 a method is any token: what is logged of it is cut short.
+    const session2 = http2.connect(gw.url);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const req = session2.request({ ":method": "X".repeat(1000), ":path": "/no.such.Service/Call", "content-type": "application/grpc", "x-request-id": "long-method" });
+        req.on("response", () => resolve());
+        req.on("error", reject);
+        req.end();
+      });
+    } finally {
+      session2.close();
+    }
+    await settle();
+    expect(logged("long-method")!.httpMethod).toBe("X".repeat(200));
     expect(logged("unknown-connect")).toMatchObject({ method: "/no.such.Service/Call", protocol: "connect", code: "unimplemented", httpStatus: 404, refused: "unknown procedure" });
   });
 });

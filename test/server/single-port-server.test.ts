@@ -239,6 +239,63 @@ describe("SinglePortServer: the drain on node:http connections", () => {
     }
   });
 
+  it("answers requests pipelined before the drain, in order, then closes", async () => {
+    let slowStarted: () => void = () => undefined;
+    const slowRunning = new Promise<void>((resolve) => (slowStarted = resolve));
+    const server = new SinglePortServer({
+      onRequest: (req, res) => {
+        if (req.url !== "/slow") return res.end(`answer ${req.url}`);
+        slowStarted();
+        setTimeout(() => res.end("answer /slow"), 200);
+      },
+      logger: createLogger("silent"),
+      limits,
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    try {
+      const connection = await rawConnect(port);
+      await connection.write("GET /slow HTTP/1.1\r\nHost: test\r\n\r\nGET /next HTTP/1.1\r\nHost: test\r\n\r\n");
+      await slowRunning;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      server.stopAccepting();
+      const outcome = await connection.closed(2000);
+      expect(outcome.closedByServer).toBe(true);
+      const text = outcome.received.toString("latin1");
+      expect(text.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
+      expect(text.indexOf("answer /slow")).toBeLessThan(text.indexOf("answer /next"));
+      expect(text.endsWith("answer /next")).toBe(true);
+    } finally {
+      server.destroyAll();
+    }
+  });
+
+  it("answers a request whose body is still arriving when the drain begins with Connection: close, then closes", async () => {
+    const server = new SinglePortServer({
+      onRequest: (req, res) => {
+        const chunks: Buffer[] = [];
+        req.on("data", (chunk: Buffer) => chunks.push(chunk));
+        req.on("end", () => res.end(`got ${Buffer.concat(chunks).toString()}`));
+      },
+      logger: createLogger("silent"),
+      limits,
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    try {
+      const connection = await rawConnect(port);
+      await connection.write("POST /upload HTTP/1.1\r\nHost: test\r\ncontent-length: 10\r\n\r\nhello");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      server.stopAccepting();
+      await connection.write("world");
+      const outcome = await connection.closed(2000);
+      expect(outcome.closedByServer).toBe(true);
+      const text = outcome.received.toString("latin1");
+      expect(text.toLowerCase()).toContain("\r\nconnection: close\r\n");
+      expect(text.endsWith("got helloworld")).toBe(true);
+    } finally {
+      server.destroyAll();
+    }
+  });
+
   it("over TLS too (http2's close() closes the idle HTTP/1.1 connections): a large answer not yet read arrives whole", async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
     const dir = mkdtempSync(join(tmpdir(), "gateway-tls-drain-"));
@@ -273,6 +330,7 @@ describe("SinglePortServer: the drain on node:http connections", () => {
       expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve(false), 5000))])).toBe(true);
       expect(head).toContain(`content-length: ${big.length}`);
       expect(total).toBe(head.length + big.length);
+      expect(server.openConnections()).toBe(0);
     } finally {
       server.destroyAll();
       rmSync(dir, { recursive: true, force: true });

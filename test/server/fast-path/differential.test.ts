@@ -430,7 +430,8 @@ describe("the default observers (request id, access log, metrics) act alike on b
     ...streamCases,
   ];
   // connect-node refuses these requests before any interceptor runs: no request id, no log
-  // line, on both paths. (A stream's request is read inside the chain: its garbage is observed.)
+  // line, on both paths. (A stream's request is read inside the chain: its garbage is observed.
+  // The gateway's own onRefused logs a 415 and returns its id: test/interceptors/access-log.test.ts.)
   const refusedBeforeTheChain = /size limit|garbage protobuf|unary content-type/;
 
   eachOverBothVersions(observed, (testCase, version, send) => {
