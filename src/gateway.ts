@@ -18,6 +18,7 @@ import { registerReflection } from "./ops/reflection-service.js";
 import { headerValue, type HttpRequest, type HttpResponse } from "./server/http-types.js";
 import { createRpcDispatcher, type RpcDispatcher } from "./server/rpc-dispatcher.js";
 import { logRefusedCall } from "./interceptors/refusal-log.js";
+import { rpcProtocolOf } from "./interceptors/rpc-protocol.js";
 import { REQUEST_ID_HEADER } from "./interceptors/request-id.js";
 import { startUpstreamRoutes, type UpstreamRoutes } from "./upstream/upstream-routes.js";
 import type { Http1ExchangeHandler } from "./http1/lean-connections.js";
@@ -105,8 +106,9 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     routes,
     fallback: notRpc,
     onRefused: ({ req, res, method, status }) => {
+      metrics?.seriesFor(method, rpcProtocolOf(headerValue(req, "content-type"))).refused(Code.Unknown);
       const requestId = logRefusedCall(logger, {
-        method,
+        method: `${method.parent.typeName}/${method.name}`,
         httpMethod: req.method ?? "",
         header: (name) => headerValue(req, name),
         code: Code.Unknown,

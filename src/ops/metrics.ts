@@ -48,6 +48,13 @@ export class CallSeries {
     this.buckets = new Array<number>(bounds.length + 1).fill(0);
   }
 
+  /** Count a call refused before it ran (by the request gate, or connect-node's 415/405): started and finished at once. */
+  refused(code: number): void {
+    this.started++;
+    this.inFlight++;
+    this.finish(code, 0);
+  }
+
   /** Count a finished call: its code (0 = OK) and handling time. */
   finish(code: number, seconds: number): void {
     this.inFlight--;

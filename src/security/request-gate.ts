@@ -64,12 +64,7 @@ export function createSecurity(config: SecurityConfig, deps: { logger: Logger; m
   };
 
   const refuse = (context: HandlerContext, error: ConnectError, reason: string, identity: Identity | undefined): ConnectError => {
-    const series = deps.metrics?.seriesFor(context.method, rpcProtocolOf(context.requestHeader.get("content-type")));
-    if (series !== undefined) {
-      series.started++;
-      series.inFlight++;
-      series.finish(error.code, 0);
-    }
+    deps.metrics?.seriesFor(context.method, rpcProtocolOf(context.requestHeader.get("content-type"))).refused(error.code);
     const requestId = logRefusedCall(deps.logger, {
       method: `${context.service.typeName}/${context.method.name}`,
       httpMethod: context.requestMethod,

@@ -8,6 +8,7 @@ import {
   type ConnectRouterOptions,
   type MethodImplSpec,
 } from "@connectrpc/connect";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "../ops/logger.js";
@@ -46,8 +47,7 @@ export interface RpcDispatcherOptions {
 export interface ConnectRefusal {
   req: HttpRequest;
   res: HttpResponse;
-  /** "pkg.Service/Method" */
-  method: string;
+  method: DescMethod;
   status: 415 | 405;
 }
 
@@ -108,7 +108,7 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
     handler(uReq)
       .then((uRes) => {
         // connect-node answers these two before any interceptor runs: no access-log line says so.
-        if (uRes.status === 415 || uRes.status === 405) options.onRefused?.({ req, res, method: handler.requestPath.slice(1), status: uRes.status });
+        if (uRes.status === 415 || uRes.status === 405) options.onRefused?.({ req, res, method: handler.method, status: uRes.status });
         return universalResponseToNodeResponse(uRes, res);
       })
       .catch((reason: unknown) => {

@@ -76,6 +76,18 @@ describe("/metrics", () => {
     expect(sample(text, "grpc_server_msg_received_total", { ...greet, protocol: "connect" })).toBe(3);
   });
 
+  it("counts calls refused before they ran (connect-node's 415 and 405) with code Unknown", async () => {
+    const url = `http://127.0.0.1:${gw.port}/demo.v1.CalculatorService/Divide`;
+    const wrongType = await fetch(url, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" });
+    const wrongMethod = await fetch(url, { method: "PUT", headers: { "content-type": "application/json" }, body: "{}" });
+    expect([wrongType.status, wrongMethod.status]).toEqual([415, 405]);
+    const divide = { grpc_service: "demo.v1.CalculatorService", grpc_method: "Divide", grpc_type: "unary", protocol: "connect" };
+    const text = await scrape();
+    expect(sample(text, "grpc_server_started_total", divide)).toBe(2);
+    expect(sample(text, "grpc_server_handled_total", { ...divide, grpc_code: "Unknown" })).toBe(2);
+    expect(sample(text, "grpc_server_in_flight", divide)).toBe(0);
+  });
+
   it("counts streamed messages and keeps the gauge up while a stream is open", async () => {
     const client = createClient(CalculatorService, matrix.get("grpc over HTTP/2, binary").transport);
     async function* numbers() {
