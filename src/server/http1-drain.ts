@@ -48,30 +48,39 @@ export function letAnswersGoingOutFinishOnIdleClose(server: ServerOfHttp1): void
       nodeOwn.call(server);
       return;
     }
-    for (const { socket } of connections.all()) closeAfterAnswers(socket, connections);
+    const idle = idleSockets(connections);
+    for (const { socket } of connections.all()) closeAfterAnswers(socket, connections, idle);
   };
 }
 
 /**
  * During the drain, have this answer say `Connection: close` (node:http then closes after it).
  * A request pipelined behind one already marked takes the mark over while the earlier answer has
- * not begun: the connection must stay open for the answers queued behind it.
+ * not begun: the connection must stay open for the answers queued behind it. Returns false when
+ * the earlier answer has begun: the connection closes after it, so this request's answer could
+ * never be sent, and the request must not run.
  */
-export function closeAfterThisAnswer(socket: Http1Socket, answer: http.ServerResponse): void {
+export function closeAfterThisAnswer(socket: Http1Socket, answer: http.ServerResponse): boolean {
   const previous = socket[MARKED];
-  if (previous === answer) return;
-  if (previous !== undefined && !previous.headersSent) previous.removeHeader("connection");
+  if (previous === answer) return true;
+  if (previous !== undefined) {
+    if (previous.headersSent) return false;
+    previous.removeHeader("connection");
+  }
   socket[MARKED] = answer;
   answer.setHeader("connection", "close");
+  return true;
 }
 
 /** Close a connection once its answers are out: at once between requests, else after the last one known. */
-function closeAfterAnswers(socket: Http1Socket, connections: ConnectionsList): void {
+function closeAfterAnswers(socket: Http1Socket, connections: ConnectionsList, idle: ReadonlySet<net.Socket>): void {
   if (socket.destroyed) return;
+  // Only the answer being written is attached; answers to pipelined requests wait behind it (and
+  // may be finished already), so an attached answer, even a finished one, is waited for.
   const answer = socket._httpMessage;
-  if (!answer || answer.writableFinished) {
+  if (!answer) {
     // Between requests: close. A request still arriving gets its mark when its handler runs.
-    if (connections.idle().some((connection) => connection.socket === socket)) socket.destroySoon();
+    if (idle.has(socket)) socket.destroySoon();
     return;
   }
   // A request parsed after this answer's own would lose its answer if this one closed the connection.
@@ -79,7 +88,11 @@ function closeAfterAnswers(socket: Http1Socket, connections: ConnectionsList): v
     closeAfterThisAnswer(socket, answer);
     return;
   }
-  answer.once("finish", () => closeAfterAnswers(socket, connections));
+  answer.once("finish", () => closeAfterAnswers(socket, connections, idleSockets(connections)));
+}
+
+function idleSockets(connections: ConnectionsList): Set<net.Socket> {
+  return new Set(connections.idle().map((connection) => connection.socket));
 }
 
 function connectionsOf(server: net.Server): ConnectionsList | undefined {

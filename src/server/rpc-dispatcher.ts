@@ -108,7 +108,14 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
     handler(uReq)
       .then((uRes) => {
         // connect-node answers these two before any interceptor runs: no access-log line says so.
-        if (uRes.status === 415 || uRes.status === 405) options.onRefused?.({ req, res, method: handler.method, status: uRes.status });
+        if (uRes.status === 415 || uRes.status === 405) {
+          try {
+            options.onRefused?.({ req, res, method: handler.method, status: uRes.status });
+          } catch (error) {
+            // The refusal must still be answered.
+            options.logger.error({ err: error, method: handler.requestPath }, "reporting a refused call failed");
+          }
+        }
         return universalResponseToNodeResponse(uRes, res);
       })
       .catch((reason: unknown) => {

@@ -79,8 +79,9 @@ export class SinglePortServer {
   constructor(private readonly options: SinglePortServerOptions) {
     const { limits, onStream, tls } = options;
     const onRequest: HttpHandler = (req, res) => {
-      // While draining, an HTTP/1.1 connection closes after its current answer.
-      if (this.draining && req.httpVersionMajor === 1) closeAfterThisAnswer(req.socket, res as http.ServerResponse);
+      // While draining, an HTTP/1.1 connection closes after its current answer; a request behind
+      // an answer already going out with Connection: close is not run (node:http drops it).
+      if (this.draining && req.httpVersionMajor === 1 && !closeAfterThisAnswer(req.socket, res as http.ServerResponse)) return;
       options.onRequest(req, res);
     };
     const http2Options: http2.ServerOptions = {

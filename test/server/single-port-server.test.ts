@@ -239,14 +239,58 @@ describe("SinglePortServer: the drain on node:http connections", () => {
     }
   });
 
-  it("answers requests pipelined before the drain, in order, then closes", async () => {
-    let slowStarted: () => void = () => undefined;
-    const slowRunning = new Promise<void>((resolve) => (slowStarted = resolve));
+  for (const count of [2, 4]) {
+    it(`answers ${count} requests pipelined before the drain, in order, then closes`, async () => {
+      let slowStarted: () => void = () => undefined;
+      const slowRunning = new Promise<void>((resolve) => (slowStarted = resolve));
+      let closedAnswers = 0;
+      const server = new SinglePortServer({
+        onRequest: (req, res) => {
+          res.on("close", () => closedAnswers++);
+          if (req.url !== "/slow") return res.end(`answer ${req.url}`);
+          slowStarted();
+          setTimeout(() => res.end("answer /slow"), 200);
+        },
+        logger: createLogger("silent"),
+        limits,
+      });
+      const { port } = await server.listen(0, "127.0.0.1");
+      try {
+        const connection = await rawConnect(port);
+        const paths = ["/slow", ...Array.from({ length: count - 1 }, (_, i) => `/next${i}`)];
+        await connection.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: test\r\n\r\n`).join(""));
+        await slowRunning;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        server.stopAccepting();
+        const outcome = await connection.closed(2000);
+        expect(outcome.closedByServer).toBe(true);
+        const text = outcome.received.toString("latin1");
+        expect(text.match(/HTTP\/1\.1 200 /g)).toHaveLength(count);
+        const positions = paths.map((path) => text.indexOf(`answer ${path}`));
+        expect(positions.every((at) => at >= 0)).toBe(true);
+        expect(positions).toEqual([...positions].sort((a, b) => a - b));
+        // Every answer counts as done (the gateway waits for each "close" when it drains).
+        for (let wait = 0; wait < 50 && closedAnswers < count; wait++) await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(closedAnswers).toBe(count);
+      } finally {
+        server.destroyAll();
+      }
+    });
+  }
+
+  it("does not run a request pipelined behind an answer already going out with Connection: close", async () => {
+    const ran: string[] = [];
+    let firstStarted: () => void = () => undefined;
+    const firstRunning = new Promise<void>((resolve) => (firstStarted = resolve));
     const server = new SinglePortServer({
       onRequest: (req, res) => {
-        if (req.url !== "/slow") return res.end(`answer ${req.url}`);
-        slowStarted();
-        setTimeout(() => res.end("answer /slow"), 200);
+        ran.push(req.url ?? "");
+        if (req.url !== "/first") return res.end(`answer ${req.url}`);
+        // The head goes out at once; the body after a while.
+        res.writeHead(200, { "content-length": 12 });
+        res.write("answer ");
+        firstStarted();
+        setTimeout(() => res.end("first"), 300);
       },
       logger: createLogger("silent"),
       limits,
@@ -254,16 +298,19 @@ describe("SinglePortServer: the drain on node:http connections", () => {
     const { port } = await server.listen(0, "127.0.0.1");
     try {
       const connection = await rawConnect(port);
-      await connection.write("GET /slow HTTP/1.1\r\nHost: test\r\n\r\nGET /next HTTP/1.1\r\nHost: test\r\n\r\n");
-      await slowRunning;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      // Half a head before the drain (a connection that has sent nothing yet is closed at once).
+      await connection.write("GET /first HTTP/1.1\r\nHost: te");
+      await new Promise((resolve) => setTimeout(resolve, 50));
       server.stopAccepting();
+      await connection.write("st\r\n\r\n");
+      await firstRunning;
+      await connection.write("GET /second HTTP/1.1\r\nHost: test\r\n\r\n");
       const outcome = await connection.closed(2000);
       expect(outcome.closedByServer).toBe(true);
       const text = outcome.received.toString("latin1");
-      expect(text.match(/HTTP\/1\.1 200 /g)).toHaveLength(2);
-      expect(text.indexOf("answer /slow")).toBeLessThan(text.indexOf("answer /next"));
-      expect(text.endsWith("answer /next")).toBe(true);
+      expect(text.toLowerCase()).toContain("\r\nconnection: close\r\n");
+      expect(text.endsWith("answer first")).toBe(true);
+      expect(ran).toEqual(["/first"]);
     } finally {
       server.destroyAll();
     }
