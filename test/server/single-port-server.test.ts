@@ -12,6 +12,7 @@ import { http1Get, http2Get } from "../support/http-clients.js";
 import { startChunkingRelay } from "../support/tcp-chunker.js";
 import { rawConnect } from "../support/raw-http.js";
 import { SinglePortServer } from "../../src/server/single-port-server.js";
+import type { HttpHandler } from "../../src/server/http-types.js";
 import { createLogger } from "../../src/ops/logger.js";
 
 describe("one cleartext port for HTTP/1.1 and HTTP/2", () => {
@@ -168,18 +169,19 @@ describe("SinglePortServer: the drain on node:http connections", () => {
   const limits = { maxHeaderBytes: 16384, headersTimeoutMs: 5000, idleTimeoutMs: 30000, maxConcurrentStreams: 100 };
   const request = "GET /big HTTP/1.1\r\nHost: test\r\n\r\n";
 
+  /** A SinglePortServer without lean connections: node:http serves every HTTP/1.1 request. */
+  async function startPlainServer(onRequest: HttpHandler, tls?: { cert: Buffer; key: Buffer }): Promise<{ server: SinglePortServer; port: number }> {
+    const server = new SinglePortServer({ onRequest, logger: createLogger("silent"), limits, tls });
+    const { port } = await server.listen(0, "127.0.0.1");
+    return { server, port };
+  }
+
   it("sends the whole of a large answer the client has not read yet when the drain begins, then closes", async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
-    // No lean connections: node:http serves every HTTP/1.1 request.
-    const server = new SinglePortServer({
-      onRequest: (_req, res) => {
-        res.writeHead(200, { "content-type": "text/plain", "content-length": big.length });
-        res.end(big);
-      },
-      logger: createLogger("silent"),
-      limits,
+    const { server, port } = await startPlainServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain", "content-length": big.length });
+      res.end(big);
     });
-    const { port } = await server.listen(0, "127.0.0.1");
     try {
       const connection = await rawConnect(port, { read: false });
       await connection.write(request);
@@ -203,16 +205,11 @@ describe("SinglePortServer: the drain on node:http connections", () => {
   it("closes an idle keep-alive connection at once; a request still arriving or running is answered with Connection: close, then closed", async () => {
     let slowStarted: () => void = () => undefined;
     const slowRunning = new Promise<void>((resolve) => (slowStarted = resolve));
-    const server = new SinglePortServer({
-      onRequest: (req, res) => {
-        if (req.url !== "/slow") return res.end("done");
-        slowStarted();
-        setTimeout(() => res.end("slow done"), 200);
-      },
-      logger: createLogger("silent"),
-      limits,
+    const { server, port } = await startPlainServer((req, res) => {
+      if (req.url !== "/slow") return res.end("done");
+      slowStarted();
+      setTimeout(() => res.end("slow done"), 200);
     });
-    const { port } = await server.listen(0, "127.0.0.1");
     try {
       const idle = await rawConnect(port);
       await idle.write("GET /a HTTP/1.1\r\nHost: test\r\n\r\n");
@@ -244,17 +241,12 @@ describe("SinglePortServer: the drain on node:http connections", () => {
       let slowStarted: () => void = () => undefined;
       const slowRunning = new Promise<void>((resolve) => (slowStarted = resolve));
       let closedAnswers = 0;
-      const server = new SinglePortServer({
-        onRequest: (req, res) => {
-          res.on("close", () => closedAnswers++);
-          if (req.url !== "/slow") return res.end(`answer ${req.url}`);
-          slowStarted();
-          setTimeout(() => res.end("answer /slow"), 200);
-        },
-        logger: createLogger("silent"),
-        limits,
+      const { server, port } = await startPlainServer((req, res) => {
+        res.on("close", () => closedAnswers++);
+        if (req.url !== "/slow") return res.end(`answer ${req.url}`);
+        slowStarted();
+        setTimeout(() => res.end("answer /slow"), 200);
       });
-      const { port } = await server.listen(0, "127.0.0.1");
       try {
         const connection = await rawConnect(port);
         const paths = ["/slow", ...Array.from({ length: count - 1 }, (_, i) => `/next${i}`)];
@@ -282,20 +274,15 @@ describe("SinglePortServer: the drain on node:http connections", () => {
     const ran: string[] = [];
     let firstStarted: () => void = () => undefined;
     const firstRunning = new Promise<void>((resolve) => (firstStarted = resolve));
-    const server = new SinglePortServer({
-      onRequest: (req, res) => {
-        ran.push(req.url ?? "");
-        if (req.url !== "/first") return res.end(`answer ${req.url}`);
-        // The head goes out at once; the body after a while.
-        res.writeHead(200, { "content-length": 12 });
-        res.write("answer ");
-        firstStarted();
-        setTimeout(() => res.end("first"), 300);
-      },
-      logger: createLogger("silent"),
-      limits,
+    const { server, port } = await startPlainServer((req, res) => {
+      ran.push(req.url ?? "");
+      if (req.url !== "/first") return res.end(`answer ${req.url}`);
+      // The head goes out at once; the body after a while.
+      res.writeHead(200, { "content-length": 12 });
+      res.write("answer ");
+      firstStarted();
+      setTimeout(() => res.end("first"), 300);
     });
-    const { port } = await server.listen(0, "127.0.0.1");
     try {
       const connection = await rawConnect(port);
       // Half a head before the drain (a connection that has sent nothing yet is closed at once).
@@ -317,16 +304,11 @@ describe("SinglePortServer: the drain on node:http connections", () => {
   });
 
   it("answers a request whose body is still arriving when the drain begins with Connection: close, then closes", async () => {
-    const server = new SinglePortServer({
-      onRequest: (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on("data", (chunk: Buffer) => chunks.push(chunk));
-        req.on("end", () => res.end(`got ${Buffer.concat(chunks).toString()}`));
-      },
-      logger: createLogger("silent"),
-      limits,
+    const { server, port } = await startPlainServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => res.end(`got ${Buffer.concat(chunks).toString()}`));
     });
-    const { port } = await server.listen(0, "127.0.0.1");
     try {
       const connection = await rawConnect(port);
       await connection.write("POST /upload HTTP/1.1\r\nHost: test\r\ncontent-length: 10\r\n\r\nhello");
@@ -349,16 +331,13 @@ describe("SinglePortServer: the drain on node:http connections", () => {
     const certFile = join(dir, "cert.pem");
     const keyFile = join(dir, "key.pem");
     execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", keyFile, "-out", certFile], { stdio: "ignore" });
-    const server = new SinglePortServer({
-      onRequest: (_req, res) => {
+    const { server, port } = await startPlainServer(
+      (_req, res) => {
         res.writeHead(200, { "content-length": big.length });
         res.end(big);
       },
-      logger: createLogger("silent"),
-      limits,
-      tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) },
-    });
-    const { port } = await server.listen(0, "127.0.0.1");
+      { cert: readFileSync(certFile), key: readFileSync(keyFile) },
+    );
     try {
       const socket = tls.connect({ host: "127.0.0.1", port, ALPNProtocols: ["http/1.1"], rejectUnauthorized: false });
       await new Promise<void>((resolve) => socket.once("secureConnect", () => resolve()));
