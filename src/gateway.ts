@@ -16,7 +16,7 @@ import type { Logger } from "./ops/logger.js";
 import { Readiness } from "./ops/readiness.js";
 import { registerReflection } from "./ops/reflection-service.js";
 import { headerValue, type HttpRequest, type HttpResponse } from "./server/http-types.js";
-import { createRpcDispatcher, type RpcDispatcher } from "./server/rpc-dispatcher.js";
+import { createRpcDispatcher, type ConnectRefusal, type RpcDispatcher } from "./server/rpc-dispatcher.js";
 import { logRefusedCall } from "./interceptors/refusal-log.js";
 import { rpcProtocolOf } from "./interceptors/rpc-protocol.js";
 import { REQUEST_ID_HEADER } from "./interceptors/request-id.js";
@@ -112,7 +112,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
         httpMethod: req.method ?? "",
         header: (name) => headerValue(req, name),
         code: Code.Unknown,
-        reason: status === 415 ? `unsupported content-type ${JSON.stringify(req.headers["content-type"] ?? "")}` : `HTTP method ${req.method} not allowed`,
+        reason: refusalReason(req, status),
         httpStatus: status,
       });
       res.setHeader(REQUEST_ID_HEADER, requestId);
@@ -239,6 +239,17 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
       return shuttingDown;
     },
   };
+}
+
+/** Why connect-node refused a call before it ran, for the access log. */
+function refusalReason(req: HttpRequest, status: ConnectRefusal["status"]): string {
+  if (status === 405) return `HTTP method ${req.method} not allowed`;
+  if (status === 505) return "a call streaming both ways needs HTTP/2";
+  if (req.method === "GET") {
+    const encoding = new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("encoding") ?? "";
+    return `unsupported Connect GET encoding ${JSON.stringify(encoding)}`;
+  }
+  return `unsupported content-type ${JSON.stringify(req.headers["content-type"] ?? "")}`;
 }
 
 /** Where a session keeps its client's address: http2's socket proxy is too slow to ask per stream. */

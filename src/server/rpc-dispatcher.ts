@@ -37,7 +37,8 @@ export interface RpcDispatcherOptions {
   fallback: HttpHandler;
   /**
    * Called when connect-node refuses a call to a served procedure before any interceptor runs:
-   * an unsupported content-type (415) or HTTP method (405). The answer is not yet written.
+   * an unsupported content-type or Connect GET encoding (415), HTTP method (405), or a call
+   * streaming both ways over HTTP/1.1 (505). The answer is not yet written.
    */
   onRefused?: (refusal: ConnectRefusal) => void;
   logger: Logger;
@@ -48,7 +49,7 @@ export interface ConnectRefusal {
   req: HttpRequest;
   res: HttpResponse;
   method: DescMethod;
-  status: 415 | 405;
+  status: 415 | 405 | 505;
 }
 
 /** The gateway's RPC entry points, for Node's request API and for raw HTTP/2 streams. */
@@ -107,8 +108,8 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
         : universalRequestFromNodeRequest(req, res, body as never, undefined);
     handler(uReq)
       .then((uRes) => {
-        // connect-node answers these two before any interceptor runs: no access-log line says so.
-        if (uRes.status === 415 || uRes.status === 405) {
+        // connect-node answers these before any interceptor runs: no access-log line says so.
+        if (uRes.status === 415 || uRes.status === 405 || uRes.status === 505) {
           try {
             options.onRefused?.({ req, res, method: handler.method, status: uRes.status });
           } catch (error) {

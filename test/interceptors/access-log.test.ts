@@ -106,6 +106,17 @@ describe("calls refused before the interceptors run", () => {
     }
   });
 
+  it("a Connect GET with an unsupported encoding (415) and a call streaming both ways over HTTP/1.1 (505) get a line with the reason", async () => {
+    const badEncoding = await curl(`${gw.url}/demo.v1.GreeterService/Greet?connect=v1&encoding=xml&message=%3Cx%2F%3E`, { http: "1.1", headers: { "x-request-id": "refused-get-encoding" } });
+    expect(badEncoding.status).toBe(415);
+    const bidi = await curl(`${gw.url}/demo.v1.CalculatorService/Accumulate`, { http: "1.1", headers: { "content-type": "application/connect+json", "x-request-id": "refused-bidi-h1" }, body: "" });
+    expect(bidi.status).toBe(505);
+    expect([badEncoding.headers["x-request-id"], bidi.headers["x-request-id"]]).toEqual(["refused-get-encoding", "refused-bidi-h1"]);
+    await settle();
+    expect(logged("refused-get-encoding")).toMatchObject({ method: "demo.v1.GreeterService/Greet", httpMethod: "GET", code: "unknown", httpStatus: 415, refused: 'unsupported Connect GET encoding "xml"' });
+    expect(logged("refused-bidi-h1")).toMatchObject({ method: "demo.v1.CalculatorService/Accumulate", code: "unknown", httpStatus: 505, refused: "a call streaming both ways needs HTTP/2" });
+  });
+
   it("a call to a procedure not served gets a line with code unimplemented, gRPC and Connect alike", async () => {
     const session = http2.connect(gw.url);
     try {
