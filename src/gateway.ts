@@ -15,9 +15,10 @@ import { HealthStatusRegistry, ServingStatus } from "./ops/health-status.js";
 import type { Logger } from "./ops/logger.js";
 import { Readiness } from "./ops/readiness.js";
 import { registerReflection } from "./ops/reflection-service.js";
-import { headerValue, type HttpRequest, type HttpResponse } from "./server/http-types.js";
+import type { HttpRequest, HttpResponse } from "./server/http-types.js";
+import { nodeHeaderValue } from "./server/fast-path/node-headers-view.js";
 import { createRpcDispatcher, type ConnectRefusal, type RpcDispatcher } from "./server/rpc-dispatcher.js";
-import { logRefusedCall } from "./interceptors/refusal-log.js";
+import { logRefusedCall, type RefusedCall } from "./interceptors/refusal-log.js";
 import { rpcProtocolOf } from "./interceptors/rpc-protocol.js";
 import { REQUEST_ID_HEADER } from "./interceptors/request-id.js";
 import { startUpstreamRoutes, type UpstreamRoutes } from "./upstream/upstream-routes.js";
@@ -71,14 +72,15 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
   const webApp = createWebApp(plainRoutes);
   const webPages = createWebPages({ config: config.web, services: () => served, upstreamServices: () => upstream?.services ?? [] });
   const cors = createCors(config.web.cors);
+  // A request refused before the interceptors ran: the access log's line for it.
+  const logRefusedRequest = (req: HttpRequest, call: Omit<RefusedCall, "httpMethod" | "header">) =>
+    logRefusedCall(logger, { ...call, httpMethod: req.method ?? "", header: (name) => nodeHeaderValue(req.headers, name) });
   const notRpc = (req: HttpRequest, res: HttpResponse) => {
     const requestId = answerUnknownProcedure(req, res);
     if (requestId !== undefined) {
-      logRefusedCall(logger, {
+      logRefusedRequest(req, {
         requestId,
         method: (req.url ?? "/").split("?", 1)[0],
-        httpMethod: req.method ?? "",
-        header: (name) => headerValue(req, name),
         code: Code.Unimplemented,
         reason: "unknown procedure",
         httpStatus: res.statusCode === 200 ? undefined : res.statusCode,
@@ -106,11 +108,9 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     routes,
     fallback: notRpc,
     onRefused: ({ req, res, method, status }) => {
-      metrics?.seriesFor(method, rpcProtocolOf(headerValue(req, "content-type"))).refused(Code.Unknown);
-      const requestId = logRefusedCall(logger, {
+      metrics?.seriesFor(method, rpcProtocolOf(nodeHeaderValue(req.headers, "content-type"))).refused(Code.Unknown);
+      const requestId = logRefusedRequest(req, {
         method: `${method.parent.typeName}/${method.name}`,
-        httpMethod: req.method ?? "",
-        header: (name) => headerValue(req, name),
         code: Code.Unknown,
         reason: refusalReason(req, status),
         httpStatus: status,

@@ -48,7 +48,7 @@ export class CallSeries {
     this.buckets = new Array<number>(bounds.length + 1).fill(0);
   }
 
-  /** Count a call refused before it ran (by the request gate, or connect-node's 415/405): started and finished at once. */
+  /** Count a call refused before it ran (by the request gate, or connect-node's 415/405/505): started and finished at once. */
   refused(code: number): void {
     this.started++;
     this.inFlight++;

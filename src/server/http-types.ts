@@ -11,9 +11,3 @@ export type HttpResponse = Parameters<ReturnType<typeof connectNodeAdapter>>[1];
 /** A request listener for both HTTP versions. */
 export type HttpHandler = (req: HttpRequest, res: HttpResponse) => void;
 
-/** A request header by lower-case name (comma-joined if repeated), or null. */
-export function headerValue(req: HttpRequest, name: string): string | null {
-  const value = req.headers[name];
-  if (value === undefined) return null;
-  return Array.isArray(value) ? value.join(", ") : value;
-}

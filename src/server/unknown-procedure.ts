@@ -1,6 +1,7 @@
 import { envelope } from "./envelope.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
-import { headerValue, type HttpRequest, type HttpResponse } from "./http-types.js";
+import type { HttpRequest, HttpResponse } from "./http-types.js";
+import { nodeHeaderValue } from "./fast-path/node-headers-view.js";
 import { REQUEST_ID_HEADER, requestIdFrom } from "../interceptors/request-id.js";
 
 const RPC_PATH = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
@@ -17,7 +18,7 @@ export function answerUnknownProcedure(req: HttpRequest, res: HttpResponse): str
   const contentType = req.headers["content-type"] ?? "";
   const path = (req.url ?? "/").split("?", 1)[0];
   const message = `unknown procedure ${path}`;
-  const requestId = () => requestIdFrom(headerValue(req, REQUEST_ID_HEADER));
+  const requestId = () => requestIdFrom(nodeHeaderValue(req.headers, REQUEST_ID_HEADER));
   if (contentType.startsWith("application/grpc")) {
     const id = requestId();
     // A trailers-only response: the status travels in the only header block.

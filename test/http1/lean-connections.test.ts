@@ -11,7 +11,7 @@ import { createLogger } from "../../src/ops/logger.js";
 import { nodeParserBinding } from "../../src/http1/node-parser.js";
 import type { Http1ExchangeHandler } from "../../src/http1/lean-connections.js";
 import fc from "fast-check";
-import { rawConnect, type RawConnection } from "../support/raw-http.js";
+import { rawConnect, readAnswerAfterDrain, type RawConnection } from "../support/raw-http.js";
 import { fuzzParameters } from "../fuzz/fuzz-config.js";
 
 /**
@@ -578,19 +578,10 @@ describe.runIf(nodeParserBinding !== undefined)("lean HTTP/1.1 connections: the 
       return true;
     });
     try {
-      const connection = await rawConnect(port, { read: false });
-      await connection.write(request);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      server.stopAccepting();
-      // (The raw connection keeps only its first MiB; count everything.)
-      let total = 0;
-      connection.socket.on("data", (chunk: Buffer) => (total += chunk.length));
-      connection.socket.resume();
-      const outcome = await connection.closed(5000);
-      expect(outcome.closedByServer).toBe(true);
-      const head = outcome.received.toString("latin1", 0, outcome.received.indexOf("\r\n\r\n") + 4);
+      const { head, totalBytes, closedByServer } = await readAnswerAfterDrain(port, request, () => server.stopAccepting());
+      expect(closedByServer).toBe(true);
       expect(head).toContain(`Content-Length: ${big.length}`);
-      expect(total).toBe(head.length + big.length);
+      expect(totalBytes).toBe(head.length + big.length);
     } finally {
       server.destroyAll();
     }

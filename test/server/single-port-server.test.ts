@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { http1Get, http2Get } from "../support/http-clients.js";
 import { startChunkingRelay } from "../support/tcp-chunker.js";
-import { rawConnect } from "../support/raw-http.js";
+import { rawConnect, readAnswerAfterDrain } from "../support/raw-http.js";
 import { SinglePortServer } from "../../src/server/single-port-server.js";
 import type { HttpHandler } from "../../src/server/http-types.js";
 import { createLogger } from "../../src/ops/logger.js";
@@ -183,19 +183,10 @@ describe("SinglePortServer: the drain on node:http connections", () => {
       res.end(big);
     });
     try {
-      const connection = await rawConnect(port, { read: false });
-      await connection.write(request);
-      // The answer is written (ended) but mostly still in the server's socket buffer.
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      server.stopAccepting();
-      let total = 0;
-      connection.socket.on("data", (chunk: Buffer) => (total += chunk.length));
-      connection.socket.resume();
-      const outcome = await connection.closed(5000);
-      expect(outcome.closedByServer).toBe(true);
-      const headEnd = outcome.received.indexOf("\r\n\r\n") + 4;
-      expect(outcome.received.toString("latin1", 0, headEnd)).toContain(`content-length: ${big.length}`);
-      expect(total).toBe(headEnd + big.length);
+      const { head, totalBytes, closedByServer } = await readAnswerAfterDrain(port, request, () => server.stopAccepting());
+      expect(closedByServer).toBe(true);
+      expect(head).toContain(`content-length: ${big.length}`);
+      expect(totalBytes).toBe(head.length + big.length);
       expect(server.openConnections()).toBe(0);
     } finally {
       server.destroyAll();

@@ -142,3 +142,22 @@ export function parseFrames(bytes: Buffer): { type: number; flags: number; strea
   }
   return frames;
 }
+
+/**
+ * Send one HTTP/1.1 request without reading the answer, run `drain` once it has had 100 ms to be
+ * written (mostly into the server's socket buffer), then read until the server closes (or
+ * `timeoutMs`): the answer's head, every byte received, and whether the server closed.
+ */
+export async function readAnswerAfterDrain(port: number, request: string, drain: () => void, timeoutMs = 5_000): Promise<{ head: string; totalBytes: number; closedByServer: boolean }> {
+  const connection = await rawConnect(port, { read: false });
+  await connection.write(request);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  drain();
+  // The raw connection keeps only its first MiB: count everything here.
+  let totalBytes = 0;
+  connection.socket.on("data", (chunk: Buffer) => (totalBytes += chunk.length));
+  connection.socket.resume();
+  const outcome = await connection.closed(timeoutMs);
+  const head = outcome.received.toString("latin1", 0, outcome.received.indexOf("\r\n\r\n") + 4);
+  return { head, totalBytes, closedByServer: outcome.closedByServer };
+}
