@@ -24,7 +24,7 @@ import { OtherCpu, PROJECT_ROOT, installExitHandlers, killAllChildren, toolVersi
 import { addRatios, evaluateTargets, formatTarget, interceptorCost, loadTable, memoryTable } from "./lib/report.js";
 import { fmt } from "./lib/table.js";
 import { summarizeProfile, type ProfileSummary } from "./profile-summary.js";
-import { DEFAULT_SERVERS, SERVERS, type RunningServer, type ServerSpec } from "./servers/registry.js";
+import { DEFAULT_SERVERS, NGHTTPX_PACKAGE, SERVERS, type RunningServer, type ServerSpec } from "./servers/registry.js";
 
 // ───────────────────────────── options ─────────────────────────────
 
@@ -200,8 +200,12 @@ async function main(): Promise<number> {
     tools.wrk = toolVersion("wrk", ["--version"]);
     if (!tools.wrk) missing.push("wrk: install the Debian package wrk (apt-get install -y wrk)");
   }
+  if (loadCases.some((c) => serversFor(c, options).some((s) => s.id === "nghttpx-proxy"))) {
+    tools.nghttpx = toolVersion("nghttpx", ["--version"]);
+    if (!tools.nghttpx) missing.push(`nghttpx (the proxy cases' native reference): install the Debian package ${NGHTTPX_PACKAGE} (apt-get install -y ${NGHTTPX_PACKAGE})`);
+  }
   if (missing.length > 0) {
-    process.stderr.write(`bench: missing load tools:\n  - ${missing.join("\n  - ")}\n(or leave their cases out with --skip / --cases; see --list)\n`);
+    process.stderr.write(`bench: missing tools:\n  - ${missing.join("\n  - ")}\n(or leave their cases out with --skip / --cases, or their servers with --servers; see --list)\n`);
     return 2;
   }
   let gatewayCommit = gitCommit(PROJECT_ROOT);

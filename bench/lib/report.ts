@@ -37,10 +37,10 @@ export interface TargetResult extends Target {
   /** The peer's CPU µs per call ÷ the server's: the same comparison by cost, steadier on a busy machine. */
   byCpu: number | null;
   /**
-   * The same measure for the case's floor peer (a plain Node program doing only the serving or
-   * forwarding), when that case has one and it ran: how far Node itself gets on this machine.
+   * The same measure for each of the case's reference peers that ran (cases.ts `floors`): how far
+   * Node itself, and for the proxy cases a native proxy, gets on this machine.
    */
-  floor: FloorResult | null;
+  floors: FloorResult[];
   /** p99 targets: the machine stalls h2load saw in the server's rounds and in the peer's (LoadRow.sendingPauses). */
   stalls: { server: SendingPauses | null; peer: SendingPauses | null } | null;
   /** The server's and the peer's garbage collection during their rounds (LoadRow.gc). */
@@ -49,8 +49,8 @@ export interface TargetResult extends Target {
 
 export interface FloorResult {
   server: string;
-  /** "serving" or "forwarding" */
-  doing: string;
+  /** How the report names it (cases.ts Floor.label). */
+  label: string;
   /** As TargetResult.measured, with the floor in the server's place. */
   measured: number | null;
   byCpu: number | null;
@@ -75,15 +75,15 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
     };
     const { measured, byCpu } = measure(t.server);
     const met = measured === null || t.reportOnly ? null : t.p99AddedMsAtMost !== undefined ? measured <= t.p99AddedMsAtMost : measured >= (t.atLeast ?? 0);
-    const floorSpec = CASES.find((c): c is LoadCase => c.id === t.case && c.kind === "load")?.floor;
-    let floor: FloorResult | null = null;
-    if (floorSpec) {
-      const f = measure(floorSpec.server);
-      if (f.ran) floor = { server: floorSpec.server, doing: floorSpec.doing, measured: f.measured, byCpu: f.byCpu };
+    const floorSpecs = CASES.find((c): c is LoadCase => c.id === t.case && c.kind === "load")?.floors ?? [];
+    const floors: FloorResult[] = [];
+    for (const spec of floorSpecs) {
+      const f = measure(spec.server);
+      if (f.ran) floors.push({ server: spec.server, label: spec.label, measured: f.measured, byCpu: f.byCpu });
     }
     const row = rows.find((r) => r.case === t.case && r.server === t.server);
     const stalls = t.p99AddedMsAtMost !== undefined ? { server: row?.sendingPauses ?? null, peer: peer?.sendingPauses ?? null } : null;
-    return { ...t, measured, met, byCpu, floor, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null } };
+    return { ...t, measured, met, byCpu, floors, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null } };
   });
 }
 
@@ -102,12 +102,11 @@ function gcText(gc: RowGc | null): string {
 
 const byCpuText = (byCpu: number | null) => `by CPU per call: ${byCpu === null ? "—" : `${fmt(byCpu, 2)}×`}`;
 
-/** The lines of one target in the targets section: the target, and under it its floor if there is one. */
+/** The lines of one target in the targets section: the target, and under it its reference peers. */
 export function formatTarget(t: TargetResult): string {
   const verdict = t.reportOnly ? "for comparison, not a target:" : t.met === null ? "n/a    " : t.met ? "MET    " : "not met";
   const lines = [`  ${verdict}  ${t.description}: measured ${formatMeasure(t, t.measured)} (${byCpuText(t.byCpu)})`];
-  if (t.floor) {
-    const f = t.floor;
+  for (const f of t.floors) {
     const peer = t.peerName ?? t.peer;
     const reaches =
       f.measured === null
@@ -115,7 +114,7 @@ export function formatTarget(t: TargetResult): string {
         : t.p99AddedMsAtMost !== undefined
           ? `adds ${formatMeasure(t, f.measured)} to ${peer}'s`
           : `reaches ${formatMeasure(t, f.measured)} ${peer}'s req/s`;
-    lines.push(`           floor, a plain Node program doing only the ${f.doing}: ${f.server} ${reaches} (${byCpuText(f.byCpu)})`);
+    lines.push(`           ${f.label}: ${f.server} ${reaches} (${byCpuText(f.byCpu)})`);
   }
   if (t.stalls && (t.stalls.server || t.stalls.peer)) {
     const text = (p: SendingPauses | null) => (p === null ? "—" : p.count === 0 ? "none" : `${p.count} (longest ${fmt(p.longestMs, 1)} ms)`);

@@ -15,7 +15,7 @@ import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { GreeterService } from "../../gen/demo/v1/greeter_pb.js";
 import { EchoService, file_test_upstream_v1_echo } from "../../gen/test/upstream/v1/echo_pb.js";
-import { spawnGateway, spawnNode, stopChild, tailOf } from "../lib/proc.js";
+import { spawnGateway, spawnNode, spawnTracked, stopChild, tailOf } from "../lib/proc.js";
 
 /** A way to reach a server: the load tools and the probes need the HTTP version with the URL. */
 export type Protocol = "grpc" | "grpc-web" | "connect-h2" | "connect-h1";
@@ -318,6 +318,55 @@ const nodeHttp2ProxySpec: ServerSpec = {
   },
 };
 
+/** The Debian package that has nghttpx, for the runner's missing-tool message. */
+export const NGHTTPX_PACKAGE = "nghttp2-proxy";
+
+/**
+ * The native reference of the proxy cases: nghttpx, nghttp2's reverse proxy (C++, on the same
+ * nghttp2 library Node's http2 module wraps), in front of the shared echo upstream. One process
+ * and one thread like the gateway's JavaScript, gRPC relayed over one h2c backend connection, no
+ * Via header, no access log. What it reaches shows what a proxy not written in JavaScript gets
+ * on this host, so a target it misses too is the host's, not Node's or the gateway's.
+ */
+const nghttpxProxySpec: ServerSpec = {
+  id: "nghttpx-proxy",
+  description: `native reference: nghttpx (nghttp2's C++ reverse proxy, Debian package ${NGHTTPX_PACKAGE}), one process and one thread → echo-upstream over one h2c connection`,
+  protocols: ["grpc"],
+  async start(options = {}) {
+    const upstream = await acquireEchoUpstream(options);
+    try {
+      const port = await freePort();
+      // setpriv: nghttpx cannot load die-with-parent.ts, so the kernel kills it if the runner dies.
+      const child = spawnTracked(
+        "setpriv",
+        [
+          "--pdeathsig", "KILL", "nghttpx",
+          // Not /etc/nghttpx/nghttpx.conf, whatever the machine has there.
+          "--conf=/dev/null",
+          "--single-process", "--single-thread",
+          `--frontend=127.0.0.1,${port};no-tls`,
+          `--backend=127.0.0.1,${upstream.port};;proto=h2`,
+          "--no-via", "--no-ocsp",
+          "--accesslog-file=/dev/null", "--errorlog-file=/dev/stderr", "--log-level=WARN",
+        ],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      const stderr = tailOf(child);
+      const url = `http://127.0.0.1:${port}`;
+      try {
+        await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, echoProbe);
+        return runningProxy(nghttpxProxySpec, child, stderr, url, upstream);
+      } catch (error) {
+        await stopChild(child, 500);
+        throw error;
+      }
+    } catch (error) {
+      await upstream.release(500);
+      throw error;
+    }
+  },
+};
+
 const grpcJsSpec: ServerSpec = {
   id: "grpc-js",
   description: "plain @grpc/grpc-js server, same implementations, protobuf-es (de)serialisation",
@@ -396,6 +445,8 @@ export const SERVERS: readonly ServerSpec[] = [
   gatewayProxySpec("gateway-proxy", { passthrough: true }, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten) on the gateway's own HTTP/2 client, log silent"),
   // Floor of the proxy cases: what a forwarder on node:http2 alone reaches to the same upstream.
   nodeHttp2ProxySpec,
+  // Native reference of the proxy cases: what nghttpx reaches forwarding to the same upstream.
+  nghttpxProxySpec,
   // Opt-in (--servers=...): the same route with pass-through off, so gRPC is decoded and re-encoded.
   gatewayProxySpec("gateway-proxy-transcoded", { passthrough: false }, "connect-gateway → echo-upstream, pass-through off (decoded and re-encoded), log silent"),
   // Opt-in (--servers=...): the pass-through on Node's http2 client, as before the gateway had its own.
