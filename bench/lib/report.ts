@@ -45,6 +45,20 @@ export interface TargetResult extends Target {
   stalls: { server: SendingPauses | null; peer: SendingPauses | null } | null;
   /** The server's and the peer's garbage collection during their rounds (LoadRow.gc). */
   gc: { server: RowGc | null; peer: RowGc | null };
+  /**
+   * The same measure round by round: the runner interleaves the servers' rounds, so round i of
+   * the server and round i of the peer ran seconds apart and met much the same host. How far the
+   * pairs scatter shows whether a verdict is the gateway's or the host's noise.
+   */
+  roundPairs: RoundPairs | null;
+}
+
+export interface RoundPairs {
+  /** One value per pair of rounds: rate ratio, or p99 difference in ms. */
+  values: number[];
+  median: number;
+  /** Pairs that meet the target on their own (null for a line that is only for comparison). */
+  met: number | null;
 }
 
 export interface FloorResult {
@@ -82,9 +96,30 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
       if (f.ran) floors.push({ server: spec.server, label: spec.label, measured: f.measured, byCpu: f.byCpu });
     }
     const row = rows.find((r) => r.case === t.case && r.server === t.server);
+    const roundPairs = row && peer ? pairRounds(t, row, peer) : null;
     const stalls = t.p99AddedMsAtMost !== undefined ? { server: row?.sendingPauses ?? null, peer: peer?.sendingPauses ?? null } : null;
-    return { ...t, measured, met, byCpu, floors, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null } };
+    return { ...t, measured, met, byCpu, floors, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null }, roundPairs };
   });
+}
+
+/** The target's measure for each pair of interleaved rounds (round i of the server, round i of the peer). */
+function pairRounds(t: Target, row: LoadRow, peer: LoadRow): RoundPairs | null {
+  const values: number[] = [];
+  for (let i = 0; i < Math.min(row.rounds.length, peer.rounds.length); i++) {
+    const a = row.rounds[i];
+    const b = peer.rounds[i];
+    if (t.p99AddedMsAtMost !== undefined) {
+      if (a.p99Ms !== null && b.p99Ms !== null) values.push(a.p99Ms - b.p99Ms);
+    } else if (b.rate > 0) {
+      values.push(a.rate / b.rate);
+    }
+  }
+  if (values.length < 2) return null;
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const meets = (v: number) => (t.p99AddedMsAtMost !== undefined ? v <= t.p99AddedMsAtMost : v >= (t.atLeast ?? 0));
+  return { values, median, met: t.reportOnly ? null : values.filter(meets).length };
 }
 
 /** A target's measure as printed: "1.23×" or "+0.45 ms p99". */
@@ -115,6 +150,14 @@ export function formatTarget(t: TargetResult): string {
           ? `adds ${formatMeasure(t, f.measured)} to ${peer}'s`
           : `reaches ${formatMeasure(t, f.measured)} ${peer}'s req/s`;
     lines.push(`           ${f.label}: ${f.server} ${reaches} (${byCpuText(f.byCpu)})`);
+  }
+  if (t.roundPairs) {
+    const p = t.roundPairs;
+    const lowest = Math.min(...p.values);
+    const highest = Math.max(...p.values);
+    const range = `${formatMeasure(t, lowest).replace(" ms p99", "")} to ${formatMeasure(t, highest)}, median ${formatMeasure(t, p.median)}`;
+    const metText = p.met === null ? "" : `; ${p.met} of ${p.values.length} pairs meet the target on their own`;
+    lines.push(`           round by round (each pair ran seconds apart): ${range}${metText}`);
   }
   if (t.stalls && (t.stalls.server || t.stalls.peer)) {
     const text = (p: SendingPauses | null) => (p === null ? "—" : p.count === 0 ? "none" : `${p.count} (longest ${fmt(p.longestMs, 1)} ms)`);
