@@ -145,7 +145,7 @@ describe("three replicas, round-robin", () => {
   // loaded full-suite run). So the first case asserts the health checks' part, and the second
   // runs the same load through a gateway without health checks, where ejection must do it alone.
   it("a replica killed under load: only calls it had started answering fail, health checks take it out, and it is used again once back", async () => {
-    const events = await killReplicaUnderLoad(gw, replicas[1]);
+    const { events } = await killReplicaUnderLoad(gw, replicas[1]);
     expect(events).toContain("upstream endpoint unhealthy");
     expect(events).toContain("upstream endpoint healthy");
   }, 30_000);
@@ -159,19 +159,33 @@ describe("three replicas, round-robin", () => {
       retry: { maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 50 },
       connection: { connectTimeoutMs: 1_000 },
     });
-    const events = await killReplicaUnderLoad(withoutHealthChecks, replicas[1]);
+    const { events, attemptsWhileDown } = await killReplicaUnderLoad(withoutHealthChecks, replicas[1]);
     expect(events).toContain("upstream endpoint ejected");
     expect(events).not.toContain("upstream endpoint unhealthy");
+    // Ejection is what kept calls off it: round-robin alone would have sent it a third of the
+    // hundreds of attempts made while it was down (retries hide those failures from the callers).
+    // Ejected after 2 failures for 1 s, then again for 2 s if still down: a handful at most.
+    expect(attemptsWhileDown).toBeLessThanOrEqual(12);
   }, 30_000);
 });
+
+/** The gateway's upstream attempts on `endpoint` so far, whatever their outcome (its /metrics). */
+async function attemptsOn(gw: StartedGateway, endpoint: string): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("gateway_upstream_attempts_total{") && line.includes(`endpoint="${endpoint}"`)) total += Number(line.split(" ").pop());
+  }
+  return total;
+}
 
 /**
  * Eight callers (Connect and gRPC pass-through) loop against `gw` while `b` is killed for a second
  * and started again: asserts that only calls `b` had started answering failed, that nothing went
  * to `b` while it was down, and that it served again once back. Returns the gateway's log
- * messages about `b` from the kill on.
+ * messages about `b` from the kill on, and its attempts on `b` while `b` was down.
  */
-async function killReplicaUnderLoad(gw: StartedGateway, b: UpstreamProcess): Promise<string[]> {
+async function killReplicaUnderLoad(gw: StartedGateway, b: UpstreamProcess): Promise<{ events: string[]; attemptsWhileDown: number }> {
   const connect = connectClient(gw);
   const grpcJs = grpcClient(gw);
   const failures: string[] = [];
@@ -212,19 +226,32 @@ async function killReplicaUnderLoad(gw: StartedGateway, b: UpstreamProcess): Pro
       }),
     ),
   ];
-  await sleep(500);
-  const logStart = gw.logs.length;
-  await b.kill();
-  const killedAt = Date.now();
-  await sleep(1_000);
-  await b.start();
-  const restartedAt = Date.now();
-  // Back in rotation once its health check passes and its ejection (1 s) is over.
-  const until = Date.now() + 8_000;
-  while (Date.now() < until && !servedBy.some((s) => s.at > restartedAt && s.endpoint === "b")) await sleep(100);
-  await sleep(300);
-  running = false;
-  await Promise.all(loops);
+  let logStart: number;
+  let killedAt: number;
+  let restartedAt: number;
+  let attemptsWhileDown: number;
+  try {
+    await sleep(500);
+    logStart = gw.logs.length;
+    const attemptsBefore = await attemptsOn(gw, b.address);
+    await b.kill();
+    killedAt = Date.now();
+    await sleep(1_000);
+    attemptsWhileDown = (await attemptsOn(gw, b.address)) - attemptsBefore;
+    await b.start();
+    restartedAt = Date.now();
+    // Back in rotation once its health check passes and its ejection (1 s) is over.
+    const until = Date.now() + 8_000;
+    while (Date.now() < until && !servedBy.some((s) => s.at > restartedAt && s.endpoint === "b")) await sleep(100);
+    await sleep(300);
+  } finally {
+    // Whatever failed above, the callers stop and the next test finds the replica running.
+    running = false;
+    await Promise.all(loops);
+    const gone = b.child === undefined || b.child.exitCode !== null || b.child.signalCode !== null;
+    // Its own failure, if any, shows in the next test; the error that got us here stays the one thrown.
+    if (gone) await b.start().catch(() => undefined);
+  }
 
   expect(failures).toEqual([]);
   // 8 calls in flight, round-robin over 3 replicas: at most 3 were on the killed one.
@@ -233,7 +260,8 @@ async function killReplicaUnderLoad(gw: StartedGateway, b: UpstreamProcess): Pro
   expect(during.length).toBeGreaterThan(50);
   expect(during.filter((s) => s.endpoint === "b")).toEqual([]);
   expect(servedBy.filter((s) => s.at > restartedAt && s.endpoint === "b").length).toBeGreaterThan(0);
-  return gw.logs.slice(logStart).filter((l) => l.endpoint === b.address).map((l) => String(l.msg));
+  const events = gw.logs.slice(logStart).filter((l) => l.endpoint === b.address).map((l) => String(l.msg));
+  return { events, attemptsWhileDown };
 }
 
 describe("least-request", () => {
