@@ -28,12 +28,12 @@ export interface LoadCase {
   /** Restrict to these server ids (default: those of DEFAULT_SERVERS serving `protocol`). */
   servers?: readonly string[];
   /**
-   * The case's reference peers, each one of `servers`: a plain Node program doing only the
-   * serving or forwarding on Node's own http/http2 modules (how far Node itself gets on this
+   * The case's reference peers, each one of `servers`: a floor, a plain Node program doing only
+   * the serving or forwarding on Node's own http/http2 modules (how far Node itself gets on this
    * machine), and for the proxy cases a native proxy (how far a proxy not written in JavaScript
    * gets on the same host). The targets section reports what each reaches on a target's measure.
    */
-  floors?: readonly Floor[];
+  references?: readonly Reference[];
   /** What one operation is: a call, or (server streaming) one response message. */
   unit: "call" | "msg";
   driver: Driver;
@@ -47,7 +47,7 @@ export interface LoadCase {
   quick: boolean;
 }
 
-export interface Floor {
+export interface Reference {
   server: string;
   /** How the report's line names it before its result, e.g. "floor, a plain Node program doing only the forwarding". */
   label: string;
@@ -131,9 +131,9 @@ const STREAM_SERVERS = ["gateway", "grpc-js", "connect-node"] as const;
 const MEMORY_SERVERS = ["gateway", "grpc-js", "connect-node"] as const;
 /** The upstream called directly, through the gateway's route, and through the two reference forwarders to that same process. */
 const PROXY_SERVERS = ["echo-upstream", "gateway-proxy", "node-http2-proxy", "nghttpx-proxy"] as const;
-const PROXY_FLOORS: readonly Floor[] = [
+const PROXY_REFERENCES: readonly Reference[] = [
   { server: "node-http2-proxy", label: "floor, a plain Node program doing only the forwarding" },
-  { server: "nghttpx-proxy", label: "native reference, nghttpx (nghttp2's C++ proxy, one thread) forwarding the same calls" },
+  { server: "nghttpx-proxy", label: "native reference, nghttpx (nghttp2's C++ reverse proxy, one thread) forwarding the same calls" },
 ];
 /** The default servers of a case, plus what node:http alone reaches on the same call. */
 const CONNECT_H1_SERVERS = [...DEFAULT_SERVERS, "node-http1-json"] as const;
@@ -145,7 +145,7 @@ export const CASES: readonly BenchCase[] = [
   { kind: "load", id: "grpc-unary-8x32", group: "grpc", title: "gRPC unary Greet 8×32", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 8, streams: 32 }, request: greet("grpc"), quick: false },
   { kind: "load", id: "grpc-health-1x100", group: "grpc", title: "gRPC unary Health/Check 1×100", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: healthCheck, quick: true },
   // Connect JSON unary over HTTP/1.1 (wrk: one call in flight per connection) and over h2c.
-  { kind: "load", id: "connect-json-h1", group: "connect", title: "Connect JSON unary HTTP/1.1 ×50", protocol: "connect-h1", servers: CONNECT_H1_SERVERS, floors: [{ server: "node-http1-json", label: "floor, a plain Node program doing only the serving" }], unit: "call", driver: { tool: "wrk", connections: 50 }, request: greet("connect-h1"), quick: true },
+  { kind: "load", id: "connect-json-h1", group: "connect", title: "Connect JSON unary HTTP/1.1 ×50", protocol: "connect-h1", servers: CONNECT_H1_SERVERS, references: [{ server: "node-http1-json", label: "floor, a plain Node program doing only the serving" }], unit: "call", driver: { tool: "wrk", connections: 50 }, request: greet("connect-h1"), quick: true },
   { kind: "load", id: "connect-json-h2", group: "connect", title: "Connect JSON unary h2c 1×100", protocol: "connect-h2", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("connect-h2"), quick: true },
   // gRPC-web (binary) over h2c.
   { kind: "load", id: "grpc-web-1x100", group: "grpc-web", title: "gRPC-web unary h2c 1×100", protocol: "grpc-web", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("grpc-web"), quick: true },
@@ -154,12 +154,12 @@ export const CASES: readonly BenchCase[] = [
   { kind: "load", id: "stream-64k", group: "stream", title: "gRPC stream 64 KiB ×100/stream, 1×2", protocol: "grpc", servers: STREAM_SERVERS, unit: "msg", driver: { tool: "h2load", clients: 1, streams: 2 }, request: greetStream(64 * 1024, 100), quick: true },
   // The proxy path: client → gateway → @grpc/grpc-js upstream, next to the direct call to the
   // same upstream process; at full speed (throughput) and at a moderate fixed rate (latency added).
-  { kind: "load", id: "proxy-unary-1x100", group: "proxy", title: "gRPC unary Echo via proxy 1×100", protocol: "grpc", servers: PROXY_SERVERS, floors: PROXY_FLOORS, unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: echo, quick: true },
+  { kind: "load", id: "proxy-unary-1x100", group: "proxy", title: "gRPC unary Echo via proxy 1×100", protocol: "grpc", servers: PROXY_SERVERS, references: PROXY_REFERENCES, unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: echo, quick: true },
   // 2,000 calls/s two ways: spread evenly (10 connections opened 1 ms apart, 2 calls each per
   // 10 ms: 2 calls every millisecond), and as h2load sends it on one connection (20 calls at once
   // every 10 ms, at most 10 in flight): the added latency at moderate load, and in bursts.
-  { kind: "load", id: "proxy-unary-2k-even", group: "proxy", title: "gRPC unary Echo via proxy, 2,000 calls/s spread evenly (10×2)", protocol: "grpc", servers: PROXY_SERVERS, floors: PROXY_FLOORS, unit: "call", driver: { tool: "h2load", clients: 10, streams: 2, rps: 200, staggerMs: 1 }, minRoundSec: 3, request: echo, quick: true },
-  { kind: "load", id: "proxy-unary-2k-bursts", group: "proxy", title: "gRPC unary Echo via proxy, 2,000 calls/s in 20-call bursts (1×10)", protocol: "grpc", servers: PROXY_SERVERS, floors: PROXY_FLOORS, unit: "call", driver: { tool: "h2load", clients: 1, streams: 10, rps: 2000 }, minRoundSec: 3, request: echo, quick: true },
+  { kind: "load", id: "proxy-unary-2k-even", group: "proxy", title: "gRPC unary Echo via proxy, 2,000 calls/s spread evenly (10×2)", protocol: "grpc", servers: PROXY_SERVERS, references: PROXY_REFERENCES, unit: "call", driver: { tool: "h2load", clients: 10, streams: 2, rps: 200, staggerMs: 1 }, minRoundSec: 3, request: echo, quick: true },
+  { kind: "load", id: "proxy-unary-2k-bursts", group: "proxy", title: "gRPC unary Echo via proxy, 2,000 calls/s in 20-call bursts (1×10)", protocol: "grpc", servers: PROXY_SERVERS, references: PROXY_REFERENCES, unit: "call", driver: { tool: "h2load", clients: 1, streams: 10, rps: 2000 }, minRoundSec: 3, request: echo, quick: true },
   // Memory, each server freshly started.
   { kind: "memory", id: "mem-idle-conns", group: "memory", title: "idle HTTP/2 connections", protocol: "grpc", servers: MEMORY_SERVERS, mode: "idle", quick: true },
   { kind: "memory", id: "mem-open-streams", group: "memory", title: "open server streams (GreetStream)", protocol: "grpc", servers: MEMORY_SERVERS, mode: "streams", quick: true },
@@ -167,14 +167,14 @@ export const CASES: readonly BenchCase[] = [
 
 /**
  * The issue's targets: reported after each run, never asserted. When the target's case has
- * reference peers (`floors`), the report adds what each reaches on the same measure.
+ * reference peers (`references`), the report adds what each reaches on the same measure.
  */
 export interface Target {
   description: string;
   case: string;
   server: string;
   peer: string;
-  /** How the floor line names the peer (default: its id). */
+  /** How the report's lines name the peer (default: its id). */
   peerName?: string;
   /** Met when the server's rate ÷ the peer's rate is at least this. */
   atLeast?: number;

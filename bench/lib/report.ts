@@ -37,10 +37,11 @@ export interface TargetResult extends Target {
   /** The peer's CPU µs per call ÷ the server's: the same comparison by cost, steadier on a busy machine. */
   byCpu: number | null;
   /**
-   * The same measure for each of the case's reference peers that ran (cases.ts `floors`): how far
-   * Node itself, and for the proxy cases a native proxy, gets on this machine.
+   * The same measure for each of the case's reference peers that took part in the run (cases.ts
+   * `references`; one that failed is listed with a null measure): how far Node itself, and for the
+   * proxy cases a native proxy, gets on this machine.
    */
-  floors: FloorResult[];
+  references: ReferenceResult[];
   /** p99 targets: the machine stalls h2load saw in the server's rounds and in the peer's (LoadRow.sendingPauses). */
   stalls: { server: SendingPauses | null; peer: SendingPauses | null } | null;
   /** The server's and the peer's garbage collection during their rounds (LoadRow.gc). */
@@ -57,17 +58,19 @@ export interface RoundPairs {
   /** One value per pair of rounds: rate ratio, or p99 difference in ms. */
   values: number[];
   median: number;
-  /** Pairs that meet the target on their own (null for a line that is only for comparison). */
-  met: number | null;
+  /** How many pairs meet the target on their own (null for a line that is only for comparison). */
+  metCount: number | null;
 }
 
-export interface FloorResult {
+export interface ReferenceResult {
   server: string;
-  /** How the report names it (cases.ts Floor.label). */
+  /** How the report names it (cases.ts Reference.label). */
   label: string;
-  /** As TargetResult.measured, with the floor in the server's place. */
+  /** As TargetResult.measured, with the reference in the server's place. */
   measured: number | null;
   byCpu: number | null;
+  /** As TargetResult.roundPairs, with the reference in the server's place. */
+  roundPairs: RoundPairs | null;
 }
 
 export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
@@ -85,20 +88,21 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
           : row?.rate && peer?.rate
             ? row.rate / peer.rate
             : null;
-      return { ran: row !== undefined, measured, byCpu };
+      // Round by round only where the whole rows have a result (a failed row's rounds are partial).
+      const roundPairs = row && peer && measured !== null ? pairRounds(t, row, peer) : null;
+      return { ran: row !== undefined, measured, byCpu, roundPairs };
     };
-    const { measured, byCpu } = measure(t.server);
+    const { measured, byCpu, roundPairs } = measure(t.server);
     const met = measured === null || t.reportOnly ? null : t.p99AddedMsAtMost !== undefined ? measured <= t.p99AddedMsAtMost : measured >= (t.atLeast ?? 0);
-    const floorSpecs = CASES.find((c): c is LoadCase => c.id === t.case && c.kind === "load")?.floors ?? [];
-    const floors: FloorResult[] = [];
-    for (const spec of floorSpecs) {
-      const f = measure(spec.server);
-      if (f.ran) floors.push({ server: spec.server, label: spec.label, measured: f.measured, byCpu: f.byCpu });
+    const referenceSpecs = CASES.find((c): c is LoadCase => c.id === t.case && c.kind === "load")?.references ?? [];
+    const references: ReferenceResult[] = [];
+    for (const spec of referenceSpecs) {
+      const r = measure(spec.server);
+      if (r.ran) references.push({ server: spec.server, label: spec.label, measured: r.measured, byCpu: r.byCpu, roundPairs: r.roundPairs });
     }
     const row = rows.find((r) => r.case === t.case && r.server === t.server);
-    const roundPairs = row && peer ? pairRounds(t, row, peer) : null;
     const stalls = t.p99AddedMsAtMost !== undefined ? { server: row?.sendingPauses ?? null, peer: peer?.sendingPauses ?? null } : null;
-    return { ...t, measured, met, byCpu, floors, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null }, roundPairs };
+    return { ...t, measured, met, byCpu, references, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null }, roundPairs };
   });
 }
 
@@ -119,7 +123,7 @@ function pairRounds(t: Target, row: LoadRow, peer: LoadRow): RoundPairs | null {
   const mid = sorted.length >> 1;
   const median = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   const meets = (v: number) => (t.p99AddedMsAtMost !== undefined ? v <= t.p99AddedMsAtMost : v >= (t.atLeast ?? 0));
-  return { values, median, met: t.reportOnly ? null : values.filter(meets).length };
+  return { values, median, metCount: t.reportOnly ? null : values.filter(meets).length };
 }
 
 /** A target's measure as printed: "1.23×" or "+0.45 ms p99". */
@@ -137,27 +141,28 @@ function gcText(gc: RowGc | null): string {
 
 const byCpuText = (byCpu: number | null) => `by CPU per call: ${byCpu === null ? "—" : `${fmt(byCpu, 2)}×`}`;
 
+/** "1.16× to 1.62×, median 1.44×; 4 of 5 pairs meet the target on their own". */
+function roundPairsText(t: Target, p: RoundPairs): string {
+  const lowest = formatMeasure(t, Math.min(...p.values)).replace(" ms p99", "");
+  const range = `${lowest} to ${formatMeasure(t, Math.max(...p.values))}, median ${formatMeasure(t, p.median)}`;
+  return p.metCount === null ? range : `${range}; ${p.metCount} of ${p.values.length} pairs meet the target on their own`;
+}
+
 /** The lines of one target in the targets section: the target, and under it its reference peers. */
 export function formatTarget(t: TargetResult): string {
   const verdict = t.reportOnly ? "for comparison, not a target:" : t.met === null ? "n/a    " : t.met ? "MET    " : "not met";
   const lines = [`  ${verdict}  ${t.description}: measured ${formatMeasure(t, t.measured)} (${byCpuText(t.byCpu)})`];
-  for (const f of t.floors) {
+  if (t.roundPairs) lines.push(`           round by round (each pair ran seconds apart): ${roundPairsText(t, t.roundPairs)}`);
+  for (const r of t.references) {
     const peer = t.peerName ?? t.peer;
     const reaches =
-      f.measured === null
+      r.measured === null
         ? "no result"
         : t.p99AddedMsAtMost !== undefined
-          ? `adds ${formatMeasure(t, f.measured)} to ${peer}'s`
-          : `reaches ${formatMeasure(t, f.measured)} ${peer}'s req/s`;
-    lines.push(`           ${f.label}: ${f.server} ${reaches} (${byCpuText(f.byCpu)})`);
-  }
-  if (t.roundPairs) {
-    const p = t.roundPairs;
-    const lowest = Math.min(...p.values);
-    const highest = Math.max(...p.values);
-    const range = `${formatMeasure(t, lowest).replace(" ms p99", "")} to ${formatMeasure(t, highest)}, median ${formatMeasure(t, p.median)}`;
-    const metText = p.met === null ? "" : `; ${p.met} of ${p.values.length} pairs meet the target on their own`;
-    lines.push(`           round by round (each pair ran seconds apart): ${range}${metText}`);
+          ? `adds ${formatMeasure(t, r.measured)} to ${peer}'s`
+          : `reaches ${formatMeasure(t, r.measured)} ${peer}'s req/s`;
+    lines.push(`           ${r.label}: ${r.server} ${reaches} (${byCpuText(r.byCpu)})`);
+    if (r.roundPairs) lines.push(`             round by round: ${roundPairsText(t, r.roundPairs)}`);
   }
   if (t.stalls && (t.stalls.server || t.stalls.peer)) {
     const text = (p: SendingPauses | null) => (p === null ? "—" : p.count === 0 ? "none" : `${p.count} (longest ${fmt(p.longestMs, 1)} ms)`);

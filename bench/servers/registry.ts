@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -318,40 +318,62 @@ const nodeHttp2ProxySpec: ServerSpec = {
   },
 };
 
-/** The Debian package that has nghttpx, for the runner's missing-tool message. */
+/** The native reference's id; the runner leaves it out, with a note, where nghttpx is missing. */
+export const NGHTTPX_PROXY_ID = "nghttpx-proxy";
+/** The Debian package that has nghttpx, for the runner's note. */
 export const NGHTTPX_PACKAGE = "nghttp2-proxy";
 
+/** A program's path: on PATH, or in /usr/sbin (where Debian puts nghttpx, off a normal user's PATH). */
+function findProgram(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(":").filter((dir) => dir !== ""), "/usr/sbin", "/sbin"];
+  return dirs.map((dir) => join(dir, name)).find((path) => existsSync(path));
+}
+
+/** What the native reference needs: nghttpx, and util-linux's setpriv to tie it to the runner. */
+export function nghttpxPrograms(): { nghttpx: string; setpriv: string } | undefined {
+  const nghttpx = findProgram("nghttpx");
+  const setpriv = findProgram("setpriv");
+  return nghttpx && setpriv ? { nghttpx, setpriv } : undefined;
+}
+
 /**
- * The native reference of the proxy cases: nghttpx, nghttp2's reverse proxy (C++, on the same
- * nghttp2 library Node's http2 module wraps), in front of the shared echo upstream. One process
- * and one thread like the gateway's JavaScript, gRPC relayed over one h2c backend connection, no
- * Via header, no access log. What it reaches shows what a proxy not written in JavaScript gets
- * on this host, so a target it misses too is the host's, not Node's or the gateway's.
+ * The native reference of the proxy cases: nghttpx, nghttp2's reverse proxy in C++ (another
+ * build of the nghttp2 library that Node's http2 module wraps), in front of the shared echo
+ * upstream. One process and one thread like the gateway's JavaScript, gRPC relayed to the
+ * upstream over h2c, no Via header, no access log (off unless a log file is named). What it
+ * reaches suggests what a proxy not written in JavaScript gets on this host.
  */
 const nghttpxProxySpec: ServerSpec = {
-  id: "nghttpx-proxy",
-  description: `native reference: nghttpx (nghttp2's C++ reverse proxy, Debian package ${NGHTTPX_PACKAGE}), one process and one thread → echo-upstream over one h2c connection`,
+  id: NGHTTPX_PROXY_ID,
+  description: `native reference: nghttpx (nghttp2's C++ reverse proxy, Debian package ${NGHTTPX_PACKAGE}), one process and one thread → echo-upstream over h2c`,
   protocols: ["grpc"],
   async start(options = {}) {
+    const programs = nghttpxPrograms();
+    if (programs === undefined) throw new Error(`nghttpx or setpriv not found: apt-get install -y ${NGHTTPX_PACKAGE} util-linux`);
     const upstream = await acquireEchoUpstream(options);
     try {
       const port = await freePort();
       // setpriv: nghttpx cannot load die-with-parent.ts, so the kernel kills it if the runner dies.
       const child = spawnTracked(
-        "setpriv",
+        programs.setpriv,
         [
-          "--pdeathsig", "KILL", "nghttpx",
+          "--pdeathsig", "KILL", programs.nghttpx,
           // Not /etc/nghttpx/nghttpx.conf, whatever the machine has there.
           "--conf=/dev/null",
           "--single-process", "--single-thread",
           `--frontend=127.0.0.1,${port};no-tls`,
           `--backend=127.0.0.1,${upstream.port};;proto=h2`,
           "--no-via", "--no-ocsp",
-          "--accesslog-file=/dev/null", "--errorlog-file=/dev/stderr", "--log-level=WARN",
+          "--errorlog-file=/dev/stderr", "--log-level=WARN",
         ],
         { stdio: ["ignore", "ignore", "pipe"] },
       );
-      const stderr = tailOf(child);
+      // A failed spawn is reported as 'error' (unheard, it would end the runner); the readiness
+      // wait below then fails, quoting it.
+      let spawnError = "";
+      child.once("error", (error) => (spawnError = `${error.message}\n`));
+      const tail = tailOf(child);
+      const stderr = () => spawnError + tail();
       const url = `http://127.0.0.1:${port}`;
       try {
         await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, echoProbe);
