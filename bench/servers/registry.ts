@@ -297,26 +297,44 @@ const nodeHttp2ProxySpec: ServerSpec = {
   id: "node-http2-proxy",
   description: "floor: a minimal gRPC forwarder on node:http2 alone → echo-upstream, one shared upstream session (servers/node-http2-proxy-server.ts)",
   protocols: ["grpc"],
-  async start(options = {}) {
-    const upstream = await acquireEchoUpstream(options);
-    try {
-      const child = spawnNode("bench/servers/node-http2-proxy-server.ts", ["0", String(upstream.port)], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
+  start: (options = {}) =>
+    startForwarder(nodeHttp2ProxySpec, options, (upstreamPort) => {
+      const child = spawnNode("bench/servers/node-http2-proxy-server.ts", ["0", String(upstreamPort)], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
       const stderr = tailOf(child);
-      try {
-        const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
-        const url = `http://127.0.0.1:${port}`;
-        await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, echoProbe);
-        return runningProxy(nodeHttp2ProxySpec, child, stderr, url, upstream);
-      } catch (error) {
-        await stopChild(child, 500);
-        throw error;
-      }
+      const url = readyLine(child, stderr, START_TIMEOUT_MS).then(([port]) => `http://127.0.0.1:${port}`);
+      return { child, stderr, url };
+    }),
+};
+
+/** A forwarder as `launch` started it: where it will listen once ready. */
+interface LaunchedForwarder {
+  child: ChildProcess;
+  stderr: () => string;
+  url: Promise<string> | string;
+}
+
+/**
+ * Start a forwarder in front of the shared echo upstream: `launch` spawns it, given the
+ * upstream's port; it is then probed with a real call, and stopped (and the upstream released)
+ * if it does not answer.
+ */
+async function startForwarder(spec: ServerSpec, options: StartOptions, launch: (upstreamPort: number) => LaunchedForwarder): Promise<RunningServer> {
+  const upstream = await acquireEchoUpstream(options);
+  try {
+    const { child, stderr, url: ready } = launch(upstream.port);
+    try {
+      const url = await ready;
+      await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, echoProbe);
+      return runningProxy(spec, child, stderr, url, upstream);
     } catch (error) {
-      await upstream.release(500);
+      await stopChild(child, 500);
       throw error;
     }
-  },
-};
+  } catch (error) {
+    await upstream.release(500);
+    throw error;
+  }
+}
 
 /** The native reference's id; the runner leaves it out, with a note, where nghttpx is missing. */
 export const NGHTTPX_PROXY_ID = "nghttpx-proxy";
@@ -350,9 +368,8 @@ const nghttpxProxySpec: ServerSpec = {
   async start(options = {}) {
     const programs = nghttpxPrograms();
     if (programs === undefined) throw new Error(`nghttpx or setpriv not found: apt-get install -y ${NGHTTPX_PACKAGE} util-linux`);
-    const upstream = await acquireEchoUpstream(options);
-    try {
-      const port = await freePort();
+    const port = await freePort();
+    return startForwarder(nghttpxProxySpec, options, (upstreamPort) => {
       // setpriv: nghttpx cannot load die-with-parent.ts, so the kernel kills it if the runner dies.
       const child = spawnTracked(
         programs.setpriv,
@@ -362,30 +379,19 @@ const nghttpxProxySpec: ServerSpec = {
           "--conf=/dev/null",
           "--single-process", "--single-thread",
           `--frontend=127.0.0.1,${port};no-tls`,
-          `--backend=127.0.0.1,${upstream.port};;proto=h2`,
+          `--backend=127.0.0.1,${upstreamPort};;proto=h2`,
           "--no-via", "--no-ocsp",
           "--errorlog-file=/dev/stderr", "--log-level=WARN",
         ],
         { stdio: ["ignore", "ignore", "pipe"] },
       );
       // A failed spawn is reported as 'error' (unheard, it would end the runner); the readiness
-      // wait below then fails, quoting it.
+      // probe then fails, quoting it.
       let spawnError = "";
       child.once("error", (error) => (spawnError = `${error.message}\n`));
       const tail = tailOf(child);
-      const stderr = () => spawnError + tail();
-      const url = `http://127.0.0.1:${port}`;
-      try {
-        await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, echoProbe);
-        return runningProxy(nghttpxProxySpec, child, stderr, url, upstream);
-      } catch (error) {
-        await stopChild(child, 500);
-        throw error;
-      }
-    } catch (error) {
-      await upstream.release(500);
-      throw error;
-    }
+      return { child, stderr: () => spawnError + tail(), url: `http://127.0.0.1:${port}` };
+    });
   },
 };
 
