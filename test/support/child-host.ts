@@ -17,11 +17,11 @@ export interface ChildHost {
   ask<Answer>(type: string, fields?: Record<string, unknown>, timeoutMs?: number): Promise<Answer>;
 }
 
-/** Fork `script` (a project path) with --expose-gc and tsx, and wait until it listens. */
-export async function forkChildHost(script: string, env: Record<string, string>, name: string): Promise<ChildHost> {
+/** Fork `script` (a project path) with --expose-gc, `nodeFlags` and tsx, and wait until it listens. */
+export async function forkChildHost(script: string, env: Record<string, string>, name: string, nodeFlags: readonly string[] = []): Promise<ChildHost> {
   const child = fork(script, [], {
     cwd: projectRoot,
-    execArgv: ["--expose-gc", "--import", "tsx"],
+    execArgv: [...new Set(["--expose-gc", ...nodeFlags]), "--import", "tsx"],
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", "pipe", "ipc"],
   });

@@ -26,9 +26,12 @@ export interface IsolatedGateway {
 /** RSS moving less than this between two readings 250 ms apart counts as steady. */
 const RSS_STEADY_BYTES = 1024 * 1024;
 
-/** Start the gateway on 127.0.0.1 and a free port, configured by GATEWAY_* variables. */
-export async function startIsolatedGateway(env: Record<string, string> = {}): Promise<IsolatedGateway> {
-  const host = await forkChildHost("test/support/hostile-gateway-host.ts", { GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: "0", ...env }, "gateway");
+/**
+ * Start the gateway on 127.0.0.1 and a free port, configured by GATEWAY_* variables; `nodeFlags`
+ * are added to node's own (--expose-gc), e.g. the flags the gateway ships with.
+ */
+export async function startIsolatedGateway(env: Record<string, string> = {}, nodeFlags: readonly string[] = []): Promise<IsolatedGateway> {
+  const host = await forkChildHost("test/support/hostile-gateway-host.ts", { GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: "0", ...env }, "gateway", nodeFlags);
   const stats = async (options: { gc?: boolean } = {}) => (await host.ask<{ stats: HostStats }>("stats", { gc: options.gc })).stats;
   return {
     child: host.child,

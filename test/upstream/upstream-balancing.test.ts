@@ -238,8 +238,9 @@ async function killReplicaUnderLoad(gw: StartedGateway, b: UpstreamProcess): Pro
     killedAt = Date.now();
     await sleep(1_000);
     attemptsWhileDown = (await attemptsOn(gw, b.address)) - attemptsBefore;
-    await b.start();
+    // Taken before the restart: b serves as soon as it listens, which may be before start() resolves.
     restartedAt = Date.now();
+    await b.start();
     // Back in rotation once its health check passes and its ejection (1 s) is over.
     const until = Date.now() + 8_000;
     while (Date.now() < until && !servedBy.some((s) => s.at > restartedAt && s.endpoint === "b")) await sleep(100);
