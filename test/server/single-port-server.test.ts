@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { http1Get, http2Get } from "../support/http-clients.js";
 import { startChunkingRelay } from "../support/tcp-chunker.js";
-import { rawConnect, readAnswerAfterDrain } from "../support/raw-http.js";
+import { rawConnect, readAnswerAfterDrain, type RawConnection } from "../support/raw-http.js";
 import { SinglePortServer } from "../../src/server/single-port-server.js";
 import type { HttpHandler } from "../../src/server/http-types.js";
 import { createLogger } from "../../src/ops/logger.js";
@@ -176,6 +176,15 @@ describe("SinglePortServer: the drain on node:http connections", () => {
     return { server, port };
   }
 
+  /** Waits until the server closes `connection`, checks its last answer said Connection: close, and returns all it received. */
+  async function closedAfterConnectionClose(connection: RawConnection): Promise<string> {
+    const outcome = await connection.closed(2000);
+    expect(outcome.closedByServer).toBe(true);
+    const text = outcome.received.toString("latin1");
+    expect(text.toLowerCase()).toContain("\r\nconnection: close\r\n");
+    return text;
+  }
+
   it("sends the whole of a large answer the client has not read yet when the drain begins, then closes", async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
     const { server, port } = await startPlainServer((_req, res) => {
@@ -214,11 +223,8 @@ describe("SinglePortServer: the drain on node:http connections", () => {
       expect((await idle.closed(1000)).closedByServer).toBe(true);
       await halfSent.write("st\r\n\r\n");
       for (const [connection, body] of [[halfSent, "done"], [busy, "slow done"]] as const) {
-        const outcome = await connection.closed(2000);
-        expect(outcome.closedByServer).toBe(true);
-        const answer = outcome.received.toString("latin1");
+        const answer = await closedAfterConnectionClose(connection);
         expect(answer, body).toMatch(/^HTTP\/1\.1 200 /);
-        expect(answer.toLowerCase()).toContain("\r\nconnection: close\r\n");
         expect(answer.endsWith(`\r\n\r\n${body}`)).toBe(true);
       }
       expect(server.openConnections()).toBe(0);
@@ -283,10 +289,7 @@ describe("SinglePortServer: the drain on node:http connections", () => {
       await connection.write("st\r\n\r\n");
       await firstRunning;
       await connection.write("GET /second HTTP/1.1\r\nHost: test\r\n\r\n");
-      const outcome = await connection.closed(2000);
-      expect(outcome.closedByServer).toBe(true);
-      const text = outcome.received.toString("latin1");
-      expect(text.toLowerCase()).toContain("\r\nconnection: close\r\n");
+      const text = await closedAfterConnectionClose(connection);
       expect(text.endsWith("answer first")).toBe(true);
       expect(ran).toEqual(["/first"]);
     } finally {
@@ -306,10 +309,7 @@ describe("SinglePortServer: the drain on node:http connections", () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       server.stopAccepting();
       await connection.write("world");
-      const outcome = await connection.closed(2000);
-      expect(outcome.closedByServer).toBe(true);
-      const text = outcome.received.toString("latin1");
-      expect(text.toLowerCase()).toContain("\r\nconnection: close\r\n");
+      const text = await closedAfterConnectionClose(connection);
       expect(text.endsWith("got helloworld")).toBe(true);
     } finally {
       server.destroyAll();
