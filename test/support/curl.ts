@@ -31,6 +31,11 @@ export interface CurlResponse {
   /** Body as UTF-8 text. */
   text: string;
   durationMs: number;
+  /**
+   * How many times curl ran: more than 1 when its HTTP/2 early-answer bug made us send the
+   * request again (see below), so the server saw that many requests.
+   */
+  attempts: number;
 }
 
 /** Perform one HTTP request with curl; throws when curl itself fails (connection refused, timeout). */
@@ -57,11 +62,12 @@ export async function curl(url: string, request: CurlRequest): Promise<CurlRespo
     args.push(url);
 
     let result = await runProcess(CURL, args, { timeoutMs: timeoutMs + 5_000 });
+    let attempts = 1;
     // RFC 9113 §8.1: a server may send a complete response before the request body is done and
     // then reset the stream with NO_ERROR, and "clients MUST NOT discard responses" for it.
     // curl 7.88 sometimes does (exit 92, "Stream error in the HTTP/2 framing layer") when the
     // reset overtakes its own END_STREAM; retry that case, which a broken server fails every time.
-    for (let attempt = 1; attempt < 4 && result.exitCode === 92 && request.http === "2"; attempt++) {
+    for (; attempts < 4 && result.exitCode === 92 && request.http === "2"; attempts++) {
       result = await runProcess(CURL, args, { timeoutMs: timeoutMs + 5_000 });
     }
     if (result.timedOut || result.exitCode !== 0) {
@@ -81,6 +87,7 @@ export async function curl(url: string, request: CurlRequest): Promise<CurlRespo
       body,
       text: body.toString("utf8"),
       durationMs: result.durationMs,
+      attempts,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
