@@ -68,6 +68,39 @@ export class CallSeries {
   }
 }
 
+/**
+ * Upstream attempts by route and endpoint, one count per gRPC code: plain numbers for the reason
+ * CallSeries gives (a proxied call made one prom-client increment here, its label set hashed each
+ * time). Read at scrape time as gateway_upstream_attempts_total.
+ */
+export class AttemptCounts {
+  /** route → endpoint → counts by gRPC code (index 0 = OK); insertion order is the output's. */
+  private readonly byRoute = new Map<string, Map<string, number[]>>();
+
+  /** Count one attempt on `endpoint` of `route` that ended with `code` (0 = OK). */
+  add(route: string, endpoint: string, code: number): void {
+    let byEndpoint = this.byRoute.get(route);
+    if (byEndpoint === undefined) this.byRoute.set(route, (byEndpoint = new Map()));
+    let counts = byEndpoint.get(endpoint);
+    if (counts === undefined) byEndpoint.set(endpoint, (counts = new Array<number>(17).fill(0)));
+    // A code outside gRPC's range is reported as Unknown, as CODE_LABELS would name it.
+    counts[code >= 0 && code < 17 ? code : 2]++;
+  }
+
+  /** The counter's samples: one per (route, endpoint, code) seen, as prom-client would list them. */
+  values(): MetricValue[] {
+    const values: MetricValue[] = [];
+    for (const [route, byEndpoint] of this.byRoute) {
+      for (const [endpoint, counts] of byEndpoint) {
+        counts.forEach((value, code) => {
+          if (value > 0) values.push({ labels: { route, endpoint, grpc_code: CODE_LABELS[code] }, value });
+        });
+      }
+    }
+    return values;
+  }
+}
+
 type MetricValue = { labels: Record<string, string | number>; value: number; metricName?: string };
 
 /** A metric the registry reads at scrape time from the CallSeries (prom-client's custom-collector shape). */
@@ -81,7 +114,7 @@ export class GatewayMetrics {
   private readonly series = new WeakMap<DescMethod, Array<CallSeries | undefined>>();
   private readonly allSeries: CallSeries[] = [];
   private readonly bounds: readonly number[];
-  private readonly upstreamAttempts: Counter<string>;
+  private readonly upstreamAttempts = new AttemptCounts();
   private readonly upstreamRetries: Counter<string>;
   private readonly upstreamEjections: Counter<string>;
   private readonly upstreamBreakerRejections: Counter<string>;
@@ -124,12 +157,7 @@ export class GatewayMetrics {
     register(seriesMetric("grpc_server_msg_received_total", "Request messages received.", "counter", perSeries((s) => s.received)));
     register(seriesMetric("grpc_server_msg_sent_total", "Response messages sent.", "counter", perSeries((s) => s.sent)));
     const upstreamLabels = ["route", "endpoint"];
-    this.upstreamAttempts = new Counter({
-      name: "gateway_upstream_attempts_total",
-      help: "Attempts sent to an upstream endpoint, by outcome code.",
-      labelNames: [...upstreamLabels, "grpc_code"],
-      registers,
-    });
+    register(seriesMetric("gateway_upstream_attempts_total", "Attempts sent to an upstream endpoint, by outcome code.", "counter", () => this.upstreamAttempts.values()));
     this.upstreamRetries = new Counter({ name: "gateway_upstream_retries_total", help: "Upstream attempts that were retries.", labelNames: ["route"], registers });
     this.upstreamEjections = new Counter({
       name: "gateway_upstream_ejections_total",
@@ -176,7 +204,7 @@ export class GatewayMetrics {
 
   /** Hooks for the upstream clusters (src/upstream/cluster.ts). */
   readonly upstream: UpstreamMetricsHooks = {
-    attempt: (route, endpoint, code) => this.upstreamAttempts.inc({ route, endpoint, grpc_code: CODE_LABELS[code] ?? "Unknown" }),
+    attempt: (route, endpoint, code) => this.upstreamAttempts.add(route, endpoint, code),
     retry: (route) => this.upstreamRetries.inc({ route }),
     ejection: (route, endpoint) => this.upstreamEjections.inc({ route, endpoint }),
     breakerRejection: (route) => this.upstreamBreakerRejections.inc({ route }),
@@ -221,7 +249,7 @@ export class GatewayMetrics {
   }
 }
 
-/** What cluster.ts reports; every hook is cheap (one cached or labelled increment). */
+/** What cluster.ts reports; every hook is cheap (a plain count per attempt; the rare events a labelled increment). */
 export interface UpstreamMetricsHooks {
   attempt(route: string, endpoint: string, code: number): void;
   retry(route: string): void;
