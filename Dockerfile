@@ -43,11 +43,10 @@ EXPOSE 8080
 # scavenges and is promoted (3–4 MB per scavenge at 2,000 calls/s here), which turns 1 ms
 # scavenges into 5–8 ms pauses; without it the gateway's small old generation is collected in
 # rare stop-the-world passes of about 10 ms (README "Performance").
-# --single-threaded-gc: V8 does its collections on the main thread instead of also posting work to
-# helper threads. The pod gets one CPU (k8s/base), so helpers could only take turns with the main
-# thread under the same quota, and the main thread waits for them at every join point; measured on
-# a 2-core host: 5–10 % less CPU per locally served gRPC call, the same on the proxy path
-# (README "How it works", "Node flags").
 # --expose-gc: lets the gateway pace those full collections itself (gcPacing, src/ops/gc-pacer.ts),
 # so that each stays short and memory stays flat under load. npm start uses the same flags.
+# --single-threaded-gc: V8 collects on the main thread only instead of also handing work to
+# helper threads, which under the pod's CPU limit (k8s/base) would spend the same quota. Measured
+# on a 2-core host: 4.9–10 % less CPU per Greet call at saturation, within noise on the proxy path
+# and at moderate load (README "How it works", "Collections on the main thread only").
 CMD ["--no-incremental-marking", "--single-threaded-gc", "--expose-gc", "dist/src/main.js"]

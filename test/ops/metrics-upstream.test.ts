@@ -15,7 +15,6 @@ import { curl } from "../support/curl.js";
 import { createGrpcJsClient, grpcServiceDefinition, grpcUnary, type GenericGrpcClient } from "../support/grpc-js-client.js";
 import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 import { startUpstreams, type UpstreamProcess } from "../support/upstream-fleet.js";
-import { AttemptCounts } from "../../src/ops/metrics.js";
 
 let imageDir: string;
 let upstream: UpstreamProcess;
@@ -96,23 +95,5 @@ describe("upstream metrics", () => {
     expect(rejected.status.code).toBe(Code.Unavailable);
     const text = await scrape();
     expect(value(text, /gateway_upstream_circuit_breaker_rejections_total\{route="test.upstream.v1.EchoService"\} (\d+)/)).toBe(1);
-  });
-});
-
-describe("AttemptCounts (the attempts counter's plain numbers)", () => {
-  it("lists each (route, endpoint, code) seen once, in the order first seen, and reports codes outside gRPC's range as Unknown", () => {
-    const counts = new AttemptCounts();
-    counts.add("r1", "10.0.0.1:80", Code.Unavailable);
-    counts.add("r1", "10.0.0.2:80", 0);
-    counts.add("r1", "10.0.0.1:80", 0);
-    counts.add("r1", "10.0.0.1:80", 0);
-    counts.add("r2", "10.0.0.3:80", 99);
-    counts.add("r2", "10.0.0.3:80", Code.Unknown);
-    expect(counts.values()).toEqual([
-      { labels: { route: "r1", endpoint: "10.0.0.1:80", grpc_code: "OK" }, value: 2 },
-      { labels: { route: "r1", endpoint: "10.0.0.1:80", grpc_code: "Unavailable" }, value: 1 },
-      { labels: { route: "r1", endpoint: "10.0.0.2:80", grpc_code: "OK" }, value: 1 },
-      { labels: { route: "r2", endpoint: "10.0.0.3:80", grpc_code: "Unknown" }, value: 2 },
-    ]);
   });
 });
