@@ -93,7 +93,7 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
       return { ran: row !== undefined, measured, byCpu, roundPairs };
     };
     const { measured, byCpu, roundPairs } = measure(t.server);
-    const met = measured === null || t.reportOnly ? null : t.p99AddedMsAtMost !== undefined ? measured <= t.p99AddedMsAtMost : measured >= (t.atLeast ?? 0);
+    const met = measured === null || t.reportOnly ? null : meetsTarget(t, measured);
     const referenceSpecs = CASES.find((c): c is LoadCase => c.id === t.case && c.kind === "load")?.references ?? [];
     const references: ReferenceResult[] = [];
     for (const spec of referenceSpecs) {
@@ -122,8 +122,12 @@ function pairRounds(t: Target, row: LoadRow, peer: LoadRow): RoundPairs | null {
   const sorted = [...values].sort((x, y) => x - y);
   const mid = sorted.length >> 1;
   const median = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  const meets = (v: number) => (t.p99AddedMsAtMost !== undefined ? v <= t.p99AddedMsAtMost : v >= (t.atLeast ?? 0));
-  return { values, median, metCount: t.reportOnly ? null : values.filter(meets).length };
+  return { values, median, metCount: t.reportOnly ? null : values.filter((v) => meetsTarget(t, v)).length };
+}
+
+/** Whether a value of the target's measure (a rate ratio, or p99 ms added) meets it. */
+function meetsTarget(t: Target, value: number): boolean {
+  return t.p99AddedMsAtMost !== undefined ? value <= t.p99AddedMsAtMost : value >= (t.atLeast ?? 0);
 }
 
 /** A target's measure as printed: "1.23×" or "+0.45 ms p99". */

@@ -16,6 +16,11 @@ const protocolIndex = (protocol: RpcProtocol) => (protocol === "grpc" ? 0 : prot
 /** gRPC code names as go-grpc-prometheus spells them ("OK", "InvalidArgument"). */
 const CODE_LABELS: readonly string[] = ["OK", ...Array.from({ length: 16 }, (_, i) => Code[i + 1])];
 
+/** Where a code is counted in a per-code array: its own slot, or Unknown's for anything that is not a gRPC code. */
+function codeIndex(code: number): number {
+  return Number.isInteger(code) && code >= 0 && code < CODE_LABELS.length ? code : Code.Unknown;
+}
+
 type GrpcType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
 const grpcTypes: Record<DescMethod["methodKind"], GrpcType> = {
   unary: "unary",
@@ -35,7 +40,7 @@ export class CallSeries {
   received = 0;
   sent = 0;
   /** Finished calls by gRPC code (index 0 = OK). */
-  readonly handled: number[] = new Array<number>(17).fill(0);
+  readonly handled: number[] = new Array<number>(CODE_LABELS.length).fill(0);
   /** Handling-time histogram: one count per bucket (non-cumulative), the last one for +Inf. */
   readonly buckets: number[];
   sum = 0;
@@ -58,7 +63,7 @@ export class CallSeries {
   /** Count a finished call: its code (0 = OK) and handling time. */
   finish(code: number, seconds: number): void {
     this.inFlight--;
-    this.handled[code < 17 ? code : 2]++;
+    this.handled[codeIndex(code)]++;
     let i = 0;
     const bounds = this.bounds;
     while (i < bounds.length && seconds > bounds[i]) i++;
@@ -84,8 +89,7 @@ export class AttemptCounts {
     if (byEndpoint === undefined) this.byRoute.set(route, (byEndpoint = new Map()));
     let counts = byEndpoint.get(endpoint);
     if (counts === undefined) byEndpoint.set(endpoint, (counts = new Array<number>(CODE_LABELS.length).fill(0)));
-    // Anything that is not a gRPC code is counted as Unknown, as the labelled counter named it.
-    counts[Number.isInteger(code) && code >= 0 && code < CODE_LABELS.length ? code : Code.Unknown]++;
+    counts[codeIndex(code)]++;
   }
 
   /** The counter's samples, grouped by route and endpoint in the order first seen, codes in numeric order; zero counts left out. */
