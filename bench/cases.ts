@@ -6,7 +6,7 @@
 import { GreetRequestSchema, GreetResponseSchema, GreetStreamRequestSchema, GreetStreamResponseSchema } from "../gen/demo/v1/greeter_pb.js";
 import { EchoRequestSchema, EchoResponseSchema } from "../gen/test/upstream/v1/echo_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { DEFAULT_SERVERS, type Protocol } from "./servers/registry.js";
+import { DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, type Protocol } from "./servers/registry.js";
 import { wireRequest, type WireProtocol, type WireRequest } from "./lib/wire.js";
 
 export type Driver =
@@ -137,11 +137,16 @@ const PROXY_REFERENCES: readonly Reference[] = [
 ];
 /** The default servers of a case, plus what node:http alone reaches on the same call. */
 const CONNECT_H1_SERVERS = [...DEFAULT_SERVERS, "node-http1-json"] as const;
+// The gateway's image preloads jemalloc (Dockerfile); the peer runs on glibc's malloc, as
+// a plain server does. This reference runs the same peer on jemalloc, so the report shows the lead
+// that is the allocator's and the lead that is the gateway's own.
+const GRPC_1X100_SERVERS = [...DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID] as const;
+const GRPC_1X100_REFERENCES: readonly Reference[] = [{ server: GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, label: "the peer on the gateway's allocator (jemalloc preloaded)" }];
 
 export const CASES: readonly BenchCase[] = [
   // gRPC unary, small message, at three concurrencies (connections × streams per connection).
   { kind: "load", id: "grpc-unary-1x1", group: "grpc", title: "gRPC unary Greet 1×1", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 1 }, request: greet("grpc"), quick: false },
-  { kind: "load", id: "grpc-unary-1x100", group: "grpc", title: "gRPC unary Greet 1×100", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("grpc"), quick: true },
+  { kind: "load", id: "grpc-unary-1x100", group: "grpc", title: "gRPC unary Greet 1×100", protocol: "grpc", servers: GRPC_1X100_SERVERS, references: GRPC_1X100_REFERENCES, unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("grpc"), quick: true },
   { kind: "load", id: "grpc-unary-8x32", group: "grpc", title: "gRPC unary Greet 8×32", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 8, streams: 32 }, request: greet("grpc"), quick: false },
   { kind: "load", id: "grpc-health-1x100", group: "grpc", title: "gRPC unary Health/Check 1×100", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: healthCheck, quick: true },
   // Connect JSON unary over HTTP/1.1 (wrk: one call in flight per connection) and over h2c.

@@ -20,11 +20,11 @@ import { CASES, type BenchCase, type LoadCase, type MemoryCase } from "./cases.j
 import { LoadSubject, failedRow, prepareCase, type LoadRow } from "./lib/measure-load.js";
 import { emptyMemoryRow, measureMemory, requestedItems, type MemoryRow } from "./lib/measure-memory.js";
 import { buildDistRuntime } from "./lib/build.js";
-import { OtherCpu, PROJECT_ROOT, installExitHandlers, killAllChildren, toolVersion, tsxRuntime, useGcMeterDir, useRuntime } from "./lib/proc.js";
+import { GATEWAY_ALLOCATOR, OtherCpu, PROJECT_ROOT, findGatewayAllocator, installExitHandlers, killAllChildren, toolVersion, tsxRuntime, useGatewayPreload, useGcMeterDir, useRuntime } from "./lib/proc.js";
 import { addRatios, evaluateTargets, formatTarget, interceptorCost, loadTable, memoryTable } from "./lib/report.js";
 import { fmt } from "./lib/table.js";
 import { summarizeProfile, type ProfileSummary } from "./profile-summary.js";
-import { DEFAULT_SERVERS, NGHTTPX_PACKAGE, NGHTTPX_PROXY_ID, SERVERS, nghttpxPrograms, type RunningServer, type ServerSpec } from "./servers/registry.js";
+import { DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, NGHTTPX_PACKAGE, NGHTTPX_PROXY_ID, SERVERS, nghttpxPrograms, type RunningServer, type ServerSpec } from "./servers/registry.js";
 
 // ───────────────────────────── options ─────────────────────────────
 
@@ -46,6 +46,9 @@ const HELP = `Usage: npm run bench -- [flags]
   --gateway-root=DIR   run the gateway's src/main.ts from another checkout, e.g. made with
                        \`git worktree add /tmp/gw-before <commit>\` (compiled with its
                        tsconfig.build.json against this project's node_modules)
+  --allocator=jemalloc|glibc
+                       the gateway's memory allocator: jemalloc (default), preloaded as
+                       its image does (Dockerfile ENV LD_PRELOAD), or glibc's malloc
   --runtime=dist|tsx   dist (default): compile src, gen and bench with tsc into
                        bench/results/build/ and run plain JS, as production runs dist/;
                        tsx: run the .ts files through tsx (slower, skews against the gateway)
@@ -55,7 +58,8 @@ const HELP = `Usage: npm run bench -- [flags]
   --list               list the cases and exit
   --help               this text
 
-Needs h2load (Debian package nghttp2-client) and wrk (Debian package wrk).`;
+Needs h2load (Debian package nghttp2-client), wrk (Debian package wrk) and jemalloc (Debian
+package libjemalloc2, which nghttp2-client already depends on).`;
 
 interface Options {
   quick: boolean;
@@ -71,6 +75,8 @@ interface Options {
   cpuProf: boolean;
   gatewayRoot?: string;
   runtime: "dist" | "tsx";
+  /** The gateway's memory allocator: the one its image preloads, or glibc's malloc (to measure without). */
+  allocator: "jemalloc" | "glibc";
   out: string;
   list: boolean;
 }
@@ -90,6 +96,7 @@ function parseOptions(argv: string[]): Options {
       "open-streams": { type: "string" },
       "gateway-root": { type: "string" },
       runtime: { type: "string" },
+      allocator: { type: "string" },
       "cpu-prof": { type: "boolean", default: false },
       out: { type: "string" },
       list: { type: "boolean", default: false },
@@ -123,6 +130,7 @@ function parseOptions(argv: string[]): Options {
     cpuProf: values["cpu-prof"] ?? false,
     gatewayRoot: values["gateway-root"] ? resolve(values["gateway-root"]) : undefined,
     runtime: runtimeKind(values.runtime),
+    allocator: allocatorKind(values.allocator),
     out: resolve(values.out ?? join(PROJECT_ROOT, "bench/results/latest.json")),
     list: values.list ?? false,
   };
@@ -131,6 +139,11 @@ function parseOptions(argv: string[]): Options {
 function runtimeKind(text: string | undefined): "dist" | "tsx" {
   if (text === undefined || text === "dist" || text === "tsx") return text ?? "dist";
   throw new Error(`--runtime must be dist or tsx, got ${JSON.stringify(text)}`);
+}
+
+function allocatorKind(text: string | undefined): "jemalloc" | "glibc" {
+  if (text === undefined || text === "jemalloc" || text === "glibc") return text ?? "jemalloc";
+  throw new Error(`--allocator must be jemalloc or glibc, got ${JSON.stringify(text)}`);
 }
 
 function selectCases(options: Options): BenchCase[] {
@@ -203,6 +216,26 @@ async function main(): Promise<number> {
     tools.wrk = toolVersion("wrk", ["--version"]);
     if (!tools.wrk) missing.push("wrk: install the Debian package wrk (apt-get install -y wrk)");
   }
+  // The gateway runs on the allocator its image preloads; without the library that would not be
+  // the gateway as shipped, so the run stops (--allocator=glibc runs without it).
+  const allocatorLibrary = findGatewayAllocator();
+  // A preload inherited from the shell would reach every server, the "glibc" ones too.
+  if (process.env.LD_PRELOAD) {
+    note(`LD_PRELOAD=${process.env.LD_PRELOAD} was set in the environment: the servers ran without it`);
+    delete process.env.LD_PRELOAD;
+  }
+  if (!allocatorLibrary) {
+    const hint = `install the Debian package ${GATEWAY_ALLOCATOR.debianPackage} (apt-get install -y ${GATEWAY_ALLOCATOR.debianPackage})`;
+    if (options.allocator === "jemalloc") {
+      process.stderr.write(`bench: ${GATEWAY_ALLOCATOR.library}, the allocator the gateway's image preloads, is missing: ${hint}, or measure the gateway on glibc's malloc with --allocator=glibc\n`);
+      return 2;
+    } else if (loadCases.some((c) => serversFor(c, options).some((s) => s.id === GRPC_JS_ON_GATEWAY_ALLOCATOR_ID))) {
+      unavailableServers.add(GRPC_JS_ON_GATEWAY_ALLOCATOR_ID);
+      note(`${GATEWAY_ALLOCATOR.library} not found: ${GRPC_JS_ON_GATEWAY_ALLOCATOR_ID} left out (${hint})`);
+    }
+  }
+  useGatewayPreload(options.allocator === "jemalloc" ? allocatorLibrary : undefined);
+  if (options.allocator === "glibc") note(`--allocator=glibc: the gateway ran on glibc's malloc, not on the ${GATEWAY_ALLOCATOR.name} its image preloads`);
   if (missing.length > 0) {
     process.stderr.write(`bench: missing load tools:\n  - ${missing.join("\n  - ")}\n(or leave their cases out with --skip / --cases; see --list)\n`);
     return 2;
@@ -422,6 +455,7 @@ async function main(): Promise<number> {
       loadAverageAtStart: loadAtStart,
       otherCpuPctDuringLoad: loadCases.length > 0 ? othersPct : undefined,
       tools,
+      gatewayAllocator: options.allocator === "jemalloc" ? { name: GATEWAY_ALLOCATOR.name, ldPreload: allocatorLibrary } : { name: "glibc malloc" },
       options: { ...options, out: relative(PROJECT_ROOT, options.out) },
       elapsedSec,
       servers: SERVERS.filter((s) => selected.some((c) => serversFor(c, options).includes(s))).map((s) => ({ id: s.id, description: s.description })),

@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GcTotals } from "./gc-totals.js";
@@ -112,11 +112,51 @@ export function spawnNode(script: string, args: string[], options: SpawnOptions 
  */
 export const GATEWAY_NODE_FLAGS: readonly string[] = ["--no-incremental-marking", "--single-threaded-gc", "--expose-gc"];
 
-/** Spawn the gateway's entry point the same way, with the node flags it ships with. */
+/**
+ * The memory allocator the gateway's image preloads in place of glibc's malloc (the Dockerfile's
+ * `ENV LD_PRELOAD`, at `imagePath`): jemalloc, from Debian's libjemalloc2.
+ */
+export const GATEWAY_ALLOCATOR = { name: "jemalloc", library: "libjemalloc.so.2", debianPackage: "libjemalloc2", imagePath: "/usr/local/lib/libjemalloc.so.2" } as const;
+
+/** Where this machine has the gateway's allocator: Debian's multiarch library directories first. */
+export function findGatewayAllocator(): string | undefined {
+  let multiarch: string[] = [];
+  try {
+    multiarch = readdirSync("/usr/lib").filter((name) => name.endsWith("-linux-gnu")).map((name) => join("/usr/lib", name));
+  } catch {
+    // No /usr/lib (not Linux): the other directories do not exist either.
+  }
+  const dirs = [...multiarch, "/usr/lib64", "/usr/lib", "/usr/local/lib"];
+  return dirs.map((dir) => join(dir, GATEWAY_ALLOCATOR.library)).find((path) => existsSync(path));
+}
+
+let gatewayPreload: string | undefined;
+
+/** Preload this library (LD_PRELOAD) into every gateway spawnGateway starts from now on; undefined: none. */
+export function useGatewayPreload(library: string | undefined): void {
+  gatewayPreload = library;
+}
+
+/**
+ * Check that a started server really runs on a preloaded library (default: the gateway's, if
+ * any): the dynamic loader only warns about a path it cannot load, and the run would measure glibc.
+ */
+export function assertPreloaded(pid: number, library = gatewayPreload): void {
+  if (!library) return;
+  // The maps list the file the loader opened, symlinks resolved.
+  const maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+  if (!maps.includes(realpathSync(library))) throw new Error(`process ${pid} did not load ${library} (LD_PRELOAD)`);
+}
+
+/** Spawn the gateway's entry point the same way, with the node flags and allocator it ships with. */
 export function spawnGateway(options: SpawnOptions & { nodeFlags?: string[] } = {}): ChildProcess {
-  const { nodeFlags = [], ...rest } = options;
+  const { nodeFlags = [], env = process.env, ...rest } = options;
   const { args, cwd } = runtime.gateway();
-  return spawnTracked("sh", ["-c", RAISE_FD_LIMIT, process.execPath, ...GATEWAY_NODE_FLAGS, ...nodeFlags, ...args], { cwd, ...rest });
+  return spawnTracked("sh", ["-c", RAISE_FD_LIMIT, process.execPath, ...GATEWAY_NODE_FLAGS, ...nodeFlags, ...args], {
+    cwd,
+    ...rest,
+    env: gatewayPreload ? { ...env, LD_PRELOAD: gatewayPreload } : env,
+  });
 }
 
 /** Ask a child to stop (SIGTERM), then SIGKILL it after graceMs. */

@@ -165,7 +165,9 @@ export function formatTarget(t: TargetResult): string {
         : t.p99AddedMsAtMost !== undefined
           ? `adds ${formatMeasure(t, r.measured)} to ${peer}'s`
           : `reaches ${formatMeasure(t, r.measured)} ${peer}'s req/s`;
-    lines.push(`           ${r.label}: ${r.server} ${reaches} (${byCpuText(r.byCpu)})`);
+    // Rate targets: the target's server against the reference too (both ratios share the peer's rate).
+    const serverAgainst = t.p99AddedMsAtMost === undefined && t.measured !== null && r.measured ? `; ${t.server} reaches ${fmt(t.measured / r.measured, 2)}× ${r.server}'s req/s` : "";
+    lines.push(`           ${r.label}: ${r.server} ${reaches} (${byCpuText(r.byCpu)})${serverAgainst}`);
     if (r.roundPairs) lines.push(`             round by round: ${roundPairsText(t, r.roundPairs)}`);
   }
   if (t.stalls && (t.stalls.server || t.stalls.peer)) {

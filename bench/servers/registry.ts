@@ -15,7 +15,7 @@ import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { GreeterService } from "../../gen/demo/v1/greeter_pb.js";
 import { EchoService, file_test_upstream_v1_echo } from "../../gen/test/upstream/v1/echo_pb.js";
-import { spawnGateway, spawnNode, spawnTracked, stopChild, tailOf } from "../lib/proc.js";
+import { GATEWAY_ALLOCATOR, assertPreloaded, findGatewayAllocator, spawnGateway, spawnNode, spawnTracked, stopChild, tailOf } from "../lib/proc.js";
 
 /** A way to reach a server: the load tools and the probes need the HTTP version with the URL. */
 export type Protocol = "grpc" | "grpc-web" | "connect-h2" | "connect-h1";
@@ -150,6 +150,7 @@ async function startGateway(env: Record<string, string>, options: StartOptions, 
   const url = `http://127.0.0.1:${port}`;
   try {
     await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS, probe);
+    assertPreloaded(child.pid!);
   } catch (error) {
     await stopChild(child, 500);
     throw error;
@@ -395,24 +396,38 @@ const nghttpxProxySpec: ServerSpec = {
   },
 };
 
-const grpcJsSpec: ServerSpec = {
-  id: "grpc-js",
-  description: "plain @grpc/grpc-js server, same implementations, protobuf-es (de)serialisation",
-  protocols: ["grpc"],
-  async start(options = {}) {
-    const child = spawnNode("bench/servers/grpc-js-server.ts", ["0"], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
-    const stderr = tailOf(child);
-    try {
-      const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
-      const url = `http://127.0.0.1:${port}`;
-      await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS);
-      return running(grpcJsSpec, child, stderr, { grpc: { url, httpVersion: "2" } });
-    } catch (error) {
-      await stopChild(child, 500);
-      throw error;
-    }
-  },
-};
+/** A plain @grpc/grpc-js server of the same implementations; `preload`: a library to LD_PRELOAD into it. */
+function grpcJsServerSpec(id: string, description: string, preload?: () => string | undefined): ServerSpec {
+  const spec: ServerSpec = {
+    id,
+    description,
+    protocols: ["grpc"],
+    async start(options = {}) {
+      const library = preload?.();
+      if (preload && !library) throw new Error(`${id}: ${GATEWAY_ALLOCATOR.library} not found (Debian package ${GATEWAY_ALLOCATOR.debianPackage})`);
+      const env = library ? { ...process.env, LD_PRELOAD: library } : process.env;
+      const child = spawnNode("bench/servers/grpc-js-server.ts", ["0"], { nodeFlags: options.nodeFlags, env, stdio: ["ignore", "pipe", "pipe"] });
+      const stderr = tailOf(child);
+      try {
+        const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+        const url = `http://127.0.0.1:${port}`;
+        await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS);
+        if (library) assertPreloaded(child.pid!, library);
+        return running(spec, child, stderr, { grpc: { url, httpVersion: "2" } });
+      } catch (error) {
+        await stopChild(child, 500);
+        throw error;
+      }
+    },
+  };
+  return spec;
+}
+
+/** The gRPC peer of the issue's targets, with Node's defaults (glibc's malloc). */
+const grpcJsSpec = grpcJsServerSpec("grpc-js", "plain @grpc/grpc-js server, same implementations, protobuf-es (de)serialisation");
+
+/** The id of the gRPC peer run on the gateway's allocator: a reference, not the targets' peer. */
+export const GRPC_JS_ON_GATEWAY_ALLOCATOR_ID = `grpc-js+${GATEWAY_ALLOCATOR.name}`;
 
 const connectNodeSpec: ServerSpec = {
   id: "connect-node",
@@ -461,6 +476,9 @@ export const SERVERS: readonly ServerSpec[] = [
   gatewaySpec("gateway", { GATEWAY_LOG_LEVEL: "silent" }, "connect-gateway, GATEWAY_LOG_LEVEL=silent (default interceptor chain, logger a no-op)"),
   gatewaySpec("gateway+log", { GATEWAY_LOG_LEVEL: "info" }, "connect-gateway, GATEWAY_LOG_LEVEL=info, stdout to /dev/null (default interceptors doing their work)"),
   grpcJsSpec,
+  // Reference of grpc-unary-1x100 (cases.ts names it): the same peer with the allocator the
+  // gateway's image preloads, so the report shows how much of the lead is the allocator's.
+  grpcJsServerSpec(GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, `the same @grpc/grpc-js server with ${GATEWAY_ALLOCATOR.name} preloaded (LD_PRELOAD), as the gateway's image preloads it`, findGatewayAllocator),
   connectNodeSpec,
   // Floor of connect-json-h1 (cases.ts names it): what node:http itself reaches on that call.
   nodeHttp1JsonSpec,

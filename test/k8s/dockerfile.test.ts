@@ -1,13 +1,13 @@
 import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { contextFiles, dockerignoreMatcher, knownRuntimeImages, parseDockerfile, stageImage, type Stage } from "../support/k8s-dockerfile.js";
 import { freePort } from "../support/k8s-ingress-nginx.js";
 import { projectRoot, renderAllVariants, requireTool } from "../support/k8s-overlays.js";
 import { gatewayPod } from "../support/k8s-pod.js";
-import { GATEWAY_NODE_FLAGS } from "../../bench/lib/proc.js";
+import { GATEWAY_ALLOCATOR, GATEWAY_NODE_FLAGS } from "../../bench/lib/proc.js";
 
 // No Docker engine here: the Dockerfile is checked as text, and then carried out step by step
 // in directories (COPY with the .dockerignore'd context, `npm ci`, `npm run build`), and the
@@ -62,6 +62,19 @@ describe("Dockerfile", () => {
     expect(pkg.scripts.build).toBe("tsc -p tsconfig.build.json");
   });
 
+  it("preloads the allocator the benchmark measures the gateway with, from a Debian 12 package like the runtime's base", () => {
+    expect(runtime.instructions.filter((i) => i.cmd === "ENV").map((i) => i.args)).toContain(`LD_PRELOAD=${GATEWAY_ALLOCATOR.imagePath}`);
+    expect(posix.basename(GATEWAY_ALLOCATOR.imagePath)).toBe(GATEWAY_ALLOCATOR.library);
+    const copy = runtime.instructions.find((i) => i.cmd === "COPY" && i.args.split(/\s+/).at(-1) === GATEWAY_ALLOCATOR.imagePath);
+    expect(copy?.flags.from).toBeDefined();
+    const source = stages.find((s) => s.name === copy!.flags.from)!;
+    // bookworm is Debian 12, the release of the distroless runtime (…-debian12), so the library
+    // finds the same libc and libstdc++ ABI there.
+    expect(source.from).toMatch(/^node:20-bookworm-slim$/);
+    expect(runtime.from).toMatch(/-debian12:/);
+    expect(runs(source).some((r) => new RegExp(`apt-get install -y --no-install-recommends ${GATEWAY_ALLOCATOR.debianPackage}$`).test(r))).toBe(true);
+  });
+
   it(".dockerignore lets in exactly what the stages copy: no node_modules, dist, .git or tests", () => {
     const files = contextFiles(projectRoot, ignored);
     for (const needed of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "src/main.ts", "web/build.ts"]) expect(files).toContain(needed);
@@ -75,6 +88,23 @@ describe("Dockerfile", () => {
   describe("carried out without Docker", () => {
     const out = mkdtempSync(join(tmpdir(), "docker-stages-"));
     afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+    it("carries out apt-get, mkdir and cp the way sh would, and refuses what they would refuse", () => {
+      const stage = (name: string, runs: string[]) => {
+        const context = mkdtempSync(join(out, `context-${name}-`));
+        writeFileSync(join(context, ".dockerignore"), "");
+        const from = `FROM node:20-bookworm-slim AS fetch\n${runs.map((r) => `RUN ${r}\n`).join("")}`;
+        writeFileSync(join(context, "Dockerfile"), `${from}FROM gcr.io/distroless/nodejs20-debian12:nonroot\nCOPY --from=fetch /opt/lib/${GATEWAY_ALLOCATOR.library} /usr/local/lib/\n`);
+        return () => stageImage(context, join(out, `staged-${name}`));
+      };
+      const install = `apt-get update && apt-get install -y --no-install-recommends ${GATEWAY_ALLOCATOR.debianPackage}`;
+      const image = stage("ok", [install, `mkdir -p /opt/lib && cp /usr/lib/*-linux-gnu/${GATEWAY_ALLOCATOR.library} /opt/lib/`])();
+      expect(existsSync(join(image.root, "usr/local/lib", GATEWAY_ALLOCATOR.library))).toBe(true);
+      expect(stage("no-mkdir", [install, `cp /usr/lib/*-linux-gnu/${GATEWAY_ALLOCATOR.library} /opt/lib/`])).toThrow(/\/opt\/lib\/ is not a directory/);
+      expect(stage("no-match", [install, "mkdir -p /opt/lib && cp /usr/lib/*-linux-gnu/libnothing.so.9 /opt/lib/"])).toThrow(/no such file in the stage/);
+      expect(stage("no-package", ["apt-get install -y connect-gateway-no-such-package"])).toThrow(/not installed on this machine/);
+      expect(stage("no-yes", [`apt-get install ${GATEWAY_ALLOCATOR.debianPackage}`])).toThrow(/without -y/);
+    });
 
     it("produces an image that starts, serves, and drains on SIGTERM as an unprivileged user in a read-only app directory", async () => {
       const image = stageImage(projectRoot, out);
@@ -101,6 +131,8 @@ describe("Dockerfile", () => {
       // A container's environment: the image's ENV and the pod's env, nothing from this shell.
       const env = {
         ...image.env,
+        // The image's absolute path, as staged here.
+        LD_PRELOAD: join(image.root, image.env.LD_PRELOAD),
         ...pod.env,
         GATEWAY_CONFIG_FILE: join(configDir, pod.configKey),
         GATEWAY_HOST: "127.0.0.1",
@@ -134,7 +166,8 @@ describe("Dockerfile", () => {
         const page = await fetch(`${base}/app/`);
         expect([page.status, page.headers.get("content-type")]).toEqual([200, expect.stringContaining("text/html")]);
         expect((await fetch(`${base}/explorer`)).status).toBe(404);
-        // It really ran as the image's user.
+        // It really ran on the preloaded allocator, and as the image's user.
+        expect(readFileSync(`/proc/${child.pid}/maps`, "utf8")).toContain(join(image.root, GATEWAY_ALLOCATOR.imagePath));
         if (asUser.length > 0) expect(readFileSync(`/proc/${child.pid}/status`, "utf8")).toMatch(new RegExp(`\\nUid:\\s+${uid}\\s`));
         child.kill("SIGTERM");
         expect(await exited).toBe(0);

@@ -124,7 +124,9 @@ export interface StagedImage {
  * Carry out the Dockerfile's stages in directories under `outDir`, without Docker: COPY from
  * the (.dockerignore-filtered) context or from an earlier stage, and the RUN steps it uses —
  * `npm ci` (the project's installed node_modules, all of them, or only the packages
- * package-lock.json marks as production ones for --omit=dev) and `npm run <script>` (for real).
+ * package-lock.json marks as production ones for --omit=dev), `npm run <script>` (for real),
+ * and `&&`-chains of `apt-get update`, `apt-get install` (the Debian packages' files as this
+ * Debian machine has them installed), `mkdir -p` and `cp` (globs expanded in the stage).
  * Any other RUN is refused: it could not be checked here.
  */
 export function stageImage(contextPath: string, outDir: string): StagedImage {
@@ -141,7 +143,6 @@ export function stageImage(contextPath: string, outDir: string): StagedImage {
     let workdir = "/";
     const image: StagedImage = { root, workdir, env: {}, cmd: [], entrypoint: knownRuntimeImages[stage.from.split(":")[0]] ?? [], exposed: [] };
     for (const ins of stage.instructions) {
-      const here = join(root, workdir);
       switch (ins.cmd) {
         case "WORKDIR":
           workdir = posix.resolve(workdir, ins.args);
@@ -170,7 +171,7 @@ export function stageImage(contextPath: string, outDir: string): StagedImage {
           break;
         }
         case "RUN":
-          runStep(ins.args, here, contextDir);
+          runStep(ins.args, root, workdir, contextDir);
           break;
         case "ENV": {
           const [, k, v] = /^(\S+?)[= ](.*)$/.exec(ins.args) ?? [];
@@ -208,7 +209,12 @@ function copyInto(src: string, dest: string, intoDirectory: boolean): void {
   cpSync(src, target, { recursive: true, dereference: true });
 }
 
-function runStep(command: string, cwd: string, projectDir: string): void {
+function runStep(command: string, root: string, workdir: string, projectDir: string): void {
+  if (/^(apt-get|mkdir|cp)\s/.test(command.trim())) {
+    for (const step of command.split("&&")) runSystemStep(step.trim().split(/\s+/), root, workdir);
+    return;
+  }
+  const cwd = join(root, workdir);
   const words = command.trim().split(/\s+/);
   if (words[0] === "npm" && words[1] === "ci") {
     if (!words.includes("--ignore-scripts")) throw new Error("npm ci without --ignore-scripts would run install scripts this emulation skips");
@@ -228,6 +234,73 @@ function runStep(command: string, cwd: string, projectDir: string): void {
     return;
   }
   throw new Error(`RUN ${command}: not a step this emulation can carry out`);
+}
+
+/** One command of a system RUN chain, carried out under the stage's root (relative paths from WORKDIR). */
+function runSystemStep(words: string[], root: string, workdir: string): void {
+  const [program, ...rest] = words;
+  const args = rest.filter((w) => !w.startsWith("-"));
+  const inStage = (path: string) => join(root, posix.resolve(workdir, path));
+  if (program === "apt-get" && args[0] === "update") return;
+  if (program === "apt-get" && args[0] === "install") {
+    if (!rest.includes("-y")) throw new Error("apt-get install without -y would wait for an answer");
+    for (const pkg of args.slice(1)) installDebianPackage(pkg, root);
+    return;
+  }
+  if (program === "mkdir" && rest[0] === "-p" && args.length > 0) {
+    for (const dir of args) mkdirSync(inStage(dir), { recursive: true });
+    return;
+  }
+  if (program === "cp" && rest.length === args.length && args.length >= 2) {
+    // As cp does: into an existing directory; a destination ending in "/", or several sources,
+    // must be one; otherwise a file path whose directory exists.
+    const dest = args.pop()!;
+    const sources = args.flatMap((pattern) => expandGlob(root, posix.resolve(workdir, pattern)));
+    if (sources.length === 0) throw new Error(`cp ${args.join(" ")}: no such file in the stage`);
+    const target = inStage(dest);
+    const isDirectory = existsSync(target) && statSync(target).isDirectory();
+    if ((dest.endsWith("/") || sources.length > 1) && !isDirectory) throw new Error(`cp: ${dest} is not a directory in the stage`);
+    if (!isDirectory && !existsSync(dirname(target))) throw new Error(`cp: ${posix.dirname(dest)} does not exist in the stage`);
+    for (const src of sources) cpSync(join(root, src), isDirectory ? join(target, basename(src)) : target, { dereference: true });
+    return;
+  }
+  throw new Error(`RUN ${words.join(" ")}: not a step this emulation can carry out`);
+}
+
+/**
+ * The files of a Debian package installed on this machine, copied to the same paths under root:
+ * the named package only, not its dependencies (a base image would have to provide those).
+ */
+function installDebianPackage(pkg: string, root: string): void {
+  let status = "";
+  let cause: unknown;
+  try {
+    status = execFileSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (error) {
+    cause = error;
+  }
+  if (status !== "install ok installed") {
+    throw new Error(`apt-get install ${pkg}: the Debian package is not installed on this machine, and the emulation copies its files from here (apt-get install -y ${pkg})`, { cause });
+  }
+  for (const path of execFileSync("dpkg", ["-L", pkg], { encoding: "utf8" }).split("\n")) {
+    if (!path.startsWith("/") || !existsSync(path) || statSync(path).isDirectory()) continue;
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    cpSync(path, join(root, path), { dereference: true });
+  }
+}
+
+/** Absolute stage paths matching an absolute pattern whose `*` stand for any characters within one path segment. */
+function expandGlob(root: string, pattern: string): string[] {
+  let matches = ["/"];
+  for (const segment of pattern.split("/").filter(Boolean)) {
+    const re = new RegExp(`^${segment.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*")}$`);
+    matches = matches.flatMap((dir) => {
+      const full = join(root, dir);
+      if (!existsSync(full) || !statSync(full).isDirectory()) return [];
+      return readdirSync(full).filter((name) => re.test(name)).map((name) => posix.join(dir, name));
+    });
+  }
+  return matches;
 }
 
 /** What `npm ci --omit=dev` installs: every lockfile package not marked dev (platform-specific optional ones only if present). */
