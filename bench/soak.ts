@@ -17,6 +17,7 @@ console.log(
       callsPerSecond: Math.round(report.calls / (report.durationMs / 1000)),
       expectedErrors: report.expectedErrors,
       unexpectedErrors: report.unexpectedErrors.length,
+      refusedAndRetried: report.refusedAndRetried,
       faultsInjected: report.faultsInjected,
       heapMiB: { start: Math.round(report.heapStartBytes / MiB), end: Math.round(report.heapEndBytes / MiB) },
       gatewaySessionErrors: report.final.sessionErrors.length,

@@ -27,6 +27,27 @@ const MAX_CLIENT_RESETS_PER_WINDOW = 100;
 const RESET_WINDOW_MS = 10_000;
 
 /**
+ * nghttp2's own rapid-reset limit on a server connection (since 1.57): a bucket of 1,000 stream
+ * resets, refilled by 33 each whole second. When it runs dry, nghttp2 ends the connection with
+ * GOAWAY(INTERNAL_ERROR) and every call still on it fails. Node 20 cannot change these numbers
+ * (Node 22 has streamResetBurst/streamResetRate), so the gateway keeps the same count and, with
+ * RESET_BUDGET_HEADROOM resets left, closes the connection gracefully (GOAWAY(NO_ERROR): calls
+ * in flight finish, the client opens a new connection) before nghttp2 cuts it.
+ */
+const NGHTTP2_RESET_BURST = 1000;
+const NGHTTP2_RESET_RATE_PER_SECOND = 33;
+const RESET_BUDGET_HEADROOM = 200;
+
+/** Per connection: streams opened and reset in the current window, and the copy of nghttp2's reset bucket. */
+interface ResetCounts {
+  startedAt: number;
+  opened: number;
+  reset: number;
+  budget: number;
+  budgetSecond: number;
+}
+
+/**
  * How long a stream that was answered without reading its request body may go on uploading
  * (the rest is discarded) before it is closed with NO_ERROR. The answer is long out by then.
  */
@@ -73,7 +94,7 @@ export class SinglePortServer {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sniffing = new Set<net.Socket>();
   private readonly http1Sockets = new Set<net.Socket>();
-  private readonly resets = new WeakMap<http2.ServerHttp2Session, { startedAt: number; opened: number; reset: number }>();
+  private readonly resets = new WeakMap<http2.ServerHttp2Session, ResetCounts>();
   private draining = false;
 
   constructor(private readonly options: SinglePortServerOptions) {
@@ -265,13 +286,21 @@ export class SinglePortServer {
     if (!session || session.destroyed) return;
     const now = Date.now();
     let window = this.resets.get(session);
-    if (!window || now - window.startedAt > RESET_WINDOW_MS) {
-      window = { startedAt: now, opened: 0, reset: 0 };
+    if (!window) {
+      window = { startedAt: now, opened: 0, reset: 0, budget: NGHTTP2_RESET_BURST, budgetSecond: Math.floor(now / 1000) };
       this.resets.set(session, window);
+    } else if (now - window.startedAt > RESET_WINDOW_MS) {
+      window.startedAt = now;
+      window.opened = 0;
+      window.reset = 0;
     }
     if (!reset) {
       window.opened++;
       return;
+    }
+    if (this.spendResetBudget(window, now) <= RESET_BUDGET_HEADROOM && !session.closed) {
+      this.options.logger.info({ streams: window.opened, resets: window.reset }, "http/2 client resets streams faster than nghttp2 allows one connection: closing it gracefully");
+      this.closeGracefully(session, this.options.limits.maxConnectionAgeGraceMs ?? 30_000);
     }
     // A busy proxy connection cancels some calls legitimately; an attack cancels nearly all.
     if (++window.reset > MAX_CLIENT_RESETS_PER_WINDOW && window.reset * 2 > window.opened) {
@@ -280,15 +309,36 @@ export class SinglePortServer {
     }
   }
 
+  /** One reset taken from the connection's copy of nghttp2's reset bucket (refilled per whole second, as nghttp2 does); returns what is left. */
+  private spendResetBudget(counts: ResetCounts, now: number): number {
+    const second = Math.floor(now / 1000);
+    if (second > counts.budgetSecond) {
+      counts.budget = Math.min(NGHTTP2_RESET_BURST, counts.budget + (second - counts.budgetSecond) * NGHTTP2_RESET_RATE_PER_SECOND);
+      counts.budgetSecond = second;
+    }
+    counts.budget = Math.max(0, counts.budget - 1);
+    return counts.budget;
+  }
+
+  /**
+   * GOAWAY(NO_ERROR) so calls in flight finish and new ones go to a new connection; cut the
+   * connection if calls outlast the grace period. A stream the client sent before it saw the
+   * GOAWAY is refused (REFUSED_STREAM: not processed, safe to retry). RFC 9113 §6.8's first
+   * GOAWAY naming stream 2^31 − 1 would spare those, but Node's session.goaway() with that id
+   * still refused them when tried here (2026-12-07).
+   */
+  private closeGracefully(session: http2.ServerHttp2Session, graceMs: number): void {
+    if (session.closed || session.destroyed) return;
+    session.close();
+    const graceTimer = setTimeout(() => session.destroy(), graceMs);
+    graceTimer.unref();
+    session.once("close", () => clearTimeout(graceTimer));
+  }
+
   /** GOAWAY after the (jittered) maximum age; cut the connection if calls outlast the grace period. */
   private limitAge(session: http2.ServerHttp2Session, maxAgeMs: number, graceMs: number): void {
     const jitter = 0.9 + Math.random() * 0.2;
-    const ageTimer = setTimeout(() => {
-      session.close();
-      const graceTimer = setTimeout(() => session.destroy(), graceMs);
-      graceTimer.unref();
-      session.once("close", () => clearTimeout(graceTimer));
-    }, maxAgeMs * jitter);
+    const ageTimer = setTimeout(() => this.closeGracefully(session, graceMs), maxAgeMs * jitter);
     ageTimer.unref();
     session.once("close", () => clearTimeout(ageTimer));
   }

@@ -38,6 +38,13 @@ export interface SoakReport {
   /** Errors the call asked for (divide by zero, its own cancellation, a malformed request). */
   expectedErrors: number;
   unexpectedErrors: string[];
+  /**
+   * Calls the gateway refused (RST_STREAM REFUSED_STREAM) and the caller then made again, once,
+   * as RFC 9113 §8.7 allows (the stream was not processed) and gRPC clients do on their own: a
+   * stream sent while a GOAWAY was on its way (the gateway closes a connection gracefully before
+   * nghttp2's reset limit would cut it). connect-node reports such a stream as an error.
+   */
+  refusedAndRetried: number;
   faultsInjected: number;
   rssStartBytes: number;
   rssPeakBytes: number;
@@ -191,14 +198,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let rssPeakBytes = rssStartBytes;
   const sampler = setInterval(() => void gw.stats().then((s) => (rssPeakBytes = Math.max(rssPeakBytes, s.rssBytes)), () => undefined), 250);
 
-  const report = { calls: 0, expectedErrors: 0, unexpectedErrors: [] as string[], faultsInjected: 0 };
+  const report = { calls: 0, expectedErrors: 0, unexpectedErrors: [] as string[], refusedAndRetried: 0, faultsInjected: 0 };
+  const refused = (error: unknown) => ConnectError.from(error).message.includes("NGHTTP2_REFUSED_STREAM");
   const started = Date.now();
   const until = started + options.durationMs;
   const caller = async (kind: (typeof kinds)[number]) => {
     while (Date.now() < until) {
       report.calls++;
       try {
-        await kind.run();
+        await kind.run().catch((error: unknown) => {
+          if (!refused(error)) throw error;
+          report.refusedAndRetried++;
+          return kind.run();
+        });
         if (kind.expected.length > 0 && !kind.expected.includes(Code.Canceled)) report.unexpectedErrors.push(`${kind.name}: succeeded but should have failed`);
       } catch (error) {
         const e = ConnectError.from(error);
