@@ -30,13 +30,17 @@ const RESET_WINDOW_MS = 10_000;
  * nghttp2's own rapid-reset limit on a server connection (since 1.57): a bucket of 1,000 stream
  * resets, refilled by 33 each whole second. When it runs dry, nghttp2 ends the connection with
  * GOAWAY(INTERNAL_ERROR) and every call still on it fails. Node 20 cannot change these numbers
- * (Node 22 has streamResetBurst/streamResetRate), so the gateway keeps the same count and, with
- * RESET_BUDGET_HEADROOM resets left, closes the connection gracefully (GOAWAY(NO_ERROR): calls
- * in flight finish, the client opens a new connection) before nghttp2 cuts it.
+ * (Node 22 has streamResetBurst/streamResetRate), so the gateway keeps a copy of the bucket and,
+ * with RESET_BUDGET_HEADROOM resets left, closes the connection gracefully (GOAWAY(NO_ERROR):
+ * calls in flight finish, the client opens a new connection) before nghttp2 cuts it. The copy
+ * can lag nghttp2's: it counts a reset when the stream's close event runs, not when the frame
+ * is parsed (a client may cancel all of its up to maxConcurrentStreams streams at once, 256 by
+ * default), and it does not see resets of streams that had already ended. Hence the headroom
+ * of half the bucket. (nghttp2 stops counting once a GOAWAY is submitted.)
  */
 const NGHTTP2_RESET_BURST = 1000;
 const NGHTTP2_RESET_RATE_PER_SECOND = 33;
-const RESET_BUDGET_HEADROOM = 200;
+const RESET_BUDGET_HEADROOM = 500;
 
 /** Per connection: streams opened and reset in the current window, and the copy of nghttp2's reset bucket. */
 interface ResetCounts {
@@ -287,7 +291,7 @@ export class SinglePortServer {
     const now = Date.now();
     let window = this.resets.get(session);
     if (!window) {
-      window = { startedAt: now, opened: 0, reset: 0, budget: NGHTTP2_RESET_BURST, budgetSecond: Math.floor(now / 1000) };
+      window = { startedAt: now, opened: 0, reset: 0, budget: NGHTTP2_RESET_BURST, budgetSecond: Math.floor(performance.now() / 1000) };
       this.resets.set(session, window);
     } else if (now - window.startedAt > RESET_WINDOW_MS) {
       window.startedAt = now;
@@ -298,8 +302,9 @@ export class SinglePortServer {
       window.opened++;
       return;
     }
-    if (this.spendResetBudget(window, now) <= RESET_BUDGET_HEADROOM && !session.closed) {
-      this.options.logger.info({ streams: window.opened, resets: window.reset }, "http/2 client resets streams faster than nghttp2 allows one connection: closing it gracefully");
+    const budgetLeft = this.spendResetBudget(window, performance.now());
+    if (budgetLeft <= RESET_BUDGET_HEADROOM && !session.closed) {
+      this.options.logger.info({ resetsLeft: budgetLeft }, "http/2 client resets streams faster than nghttp2 allows one connection: closing it gracefully");
       this.closeGracefully(session, this.options.limits.maxConnectionAgeGraceMs ?? 30_000);
     }
     // A busy proxy connection cancels some calls legitimately; an attack cancels nearly all.
@@ -309,9 +314,9 @@ export class SinglePortServer {
     }
   }
 
-  /** One reset taken from the connection's copy of nghttp2's reset bucket (refilled per whole second, as nghttp2 does); returns what is left. */
-  private spendResetBudget(counts: ResetCounts, now: number): number {
-    const second = Math.floor(now / 1000);
+  /** One reset taken from the connection's copy of nghttp2's reset bucket (refilled per whole second of a monotonic clock, as nghttp2 does); returns what is left. */
+  private spendResetBudget(counts: ResetCounts, monotonicMs: number): number {
+    const second = Math.floor(monotonicMs / 1000);
     if (second > counts.budgetSecond) {
       counts.budget = Math.min(NGHTTP2_RESET_BURST, counts.budget + (second - counts.budgetSecond) * NGHTTP2_RESET_RATE_PER_SECOND);
       counts.budgetSecond = second;
