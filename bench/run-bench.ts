@@ -216,14 +216,14 @@ async function main(): Promise<number> {
     tools.wrk = toolVersion("wrk", ["--version"]);
     if (!tools.wrk) missing.push("wrk: install the Debian package wrk (apt-get install -y wrk)");
   }
-  // The gateway runs on the allocator its image preloads; without the library that would not be
-  // the gateway as shipped, so the run stops (--allocator=glibc runs without it).
-  const allocatorLibrary = findGatewayAllocator();
   // A preload inherited from the shell would reach every server, the "glibc" ones too.
   if (process.env.LD_PRELOAD) {
     note(`LD_PRELOAD=${process.env.LD_PRELOAD} was set in the environment: the servers ran without it`);
     delete process.env.LD_PRELOAD;
   }
+  // The gateway runs on the allocator its image preloads; without the library that would not be
+  // the gateway as shipped, so the run stops (--allocator=glibc runs without it).
+  const allocatorLibrary = findGatewayAllocator();
   if (!allocatorLibrary) {
     const hint = `install the Debian package ${GATEWAY_ALLOCATOR.debianPackage} (apt-get install -y ${GATEWAY_ALLOCATOR.debianPackage})`;
     if (options.allocator === "jemalloc") {
