@@ -229,7 +229,8 @@ async function main(): Promise<number> {
     if (options.allocator === "jemalloc") {
       process.stderr.write(`bench: ${GATEWAY_ALLOCATOR.library}, the allocator the gateway's image preloads, is missing: ${hint}, or measure the gateway on glibc's malloc with --allocator=glibc\n`);
       return 2;
-    } else if (loadCases.some((c) => serversFor(c, options).some((s) => s.id === GRPC_JS_ON_GATEWAY_ALLOCATOR_ID))) {
+    }
+    if (loadCases.some((c) => serversFor(c, options).some((s) => s.id === GRPC_JS_ON_GATEWAY_ALLOCATOR_ID))) {
       unavailableServers.add(GRPC_JS_ON_GATEWAY_ALLOCATOR_ID);
       note(`${GATEWAY_ALLOCATOR.library} not found: ${GRPC_JS_ON_GATEWAY_ALLOCATOR_ID} left out (${hint})`);
     }

@@ -288,10 +288,11 @@ export class SinglePortServer {
    */
   private countStream(session: http2.ServerHttp2Session | undefined, reset: boolean): void {
     if (!session || session.destroyed) return;
-    const now = Date.now();
+    // One monotonic reading for both the window and the bucket (nghttp2's clock is monotonic too).
+    const now = performance.now();
     let window = this.resets.get(session);
     if (!window) {
-      window = { startedAt: now, opened: 0, reset: 0, budget: NGHTTP2_RESET_BURST, budgetSecond: Math.floor(performance.now() / 1000) };
+      window = { startedAt: now, opened: 0, reset: 0, budget: NGHTTP2_RESET_BURST, budgetSecond: Math.floor(now / 1000) };
       this.resets.set(session, window);
     } else if (now - window.startedAt > RESET_WINDOW_MS) {
       window.startedAt = now;
@@ -302,7 +303,7 @@ export class SinglePortServer {
       window.opened++;
       return;
     }
-    const budgetLeft = this.spendResetBudget(window, performance.now());
+    const budgetLeft = this.spendResetBudget(window, now);
     if (budgetLeft <= RESET_BUDGET_HEADROOM && !session.closed) {
       this.options.logger.info({ resetsLeft: budgetLeft }, "http/2 client resets streams faster than nghttp2 allows one connection: closing it gracefully");
       this.closeGracefully(session, this.options.limits.maxConnectionAgeGraceMs ?? 30_000);
