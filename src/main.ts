@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from "./config/load-config.js";
 import { createGateway } from "./gateway.js";
 import { exposedGc, startGcPacer } from "./ops/gc-pacer.js";
 import { createLogger, type Logger } from "./ops/logger.js";
+import { collectingWithImmediateAlive } from "./ops/shape-specimens.js";
 
 /** Entry point: load config → build the gateway → listen → shut down gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -52,5 +53,5 @@ function startConfiguredGcPacing(stepMb: number, logger: Logger): void {
     logger.warn({ stepMb }, "gc pacing is configured but node runs without --expose-gc: full collections are left to V8 (npm start and the Dockerfile pass the flag)");
     return;
   }
-  startGcPacer({ stepBytes: stepMb * 1024 * 1024, collect });
+  startGcPacer({ stepBytes: stepMb * 1024 * 1024, collect: collectingWithImmediateAlive(collect) });
 }

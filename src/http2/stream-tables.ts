@@ -1,4 +1,5 @@
 import type * as http2 from "node:http2";
+import { keepShapeOf } from "../ops/shape-specimens.js";
 import { findSymbolKey, onCheckedNodeMajor } from "./node-internals.js";
 
 /*
@@ -44,9 +45,13 @@ export class StreamTable<T> {
 
   /** Takes the stream with this id out of the table; false if there was none. */
   delete(id: number): boolean {
-    if (this.entries[id] === undefined) return false;
+    const stream = this.entries[id];
+    if (stream === undefined) return false;
     delete this.entries[id];
     this.count--;
+    // A stream leaves its table when it has finished: the specimen whose hidden classes keep the
+    // optimized stream code alive through full collections (src/ops/shape-specimens.ts).
+    if (typeof stream === "object" && stream !== null) keepShapeOf(stream);
     return true;
   }
 

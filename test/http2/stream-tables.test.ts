@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installGcFriendlyStreamTables, PendingStreamList, StreamTable } from "../../src/http2/stream-tables.js";
+import { keptSpecimens } from "../../src/ops/shape-specimens.js";
 import { GATEWAY_NODE_FLAGS } from "../../bench/lib/proc.js";
 import { startIsolatedGateway, type IsolatedGateway } from "../support/hostile-gateway.js";
 import { startStreamChurnServer } from "../support/stream-churn-server.js";
@@ -62,6 +63,20 @@ describe("StreamTable", () => {
     });
     expect(visited).toEqual([1, 3]);
     expect(table.size).toBe(0);
+  });
+
+  it("keeps the stream it removes last as its class's shape specimen", () => {
+    class EndedStream {
+      constructor(readonly id: number) {}
+    }
+    const table = new StreamTable<EndedStream>().set(1, new EndedStream(1)).set(3, new EndedStream(3));
+    const last = table.get(3)!;
+    table.delete(1);
+    table.delete(3);
+    expect(keptSpecimens().filter((value) => value instanceof EndedStream)).toEqual([last]);
+    // A miss removes nothing and keeps nothing.
+    expect(table.delete(5)).toBe(false);
+    expect(keptSpecimens()).toContain(last);
   });
 });
 

@@ -1,0 +1,48 @@
+/**
+ * Keeps one finished specimen of each kind of short-lived object on the hot path alive, so that
+ * a full garbage collection does not throw away their hidden classes and, with them, the
+ * optimized code of every function that handles them.
+ *
+ * Why: V8 describes an object's layout with a hidden class (a "map") and extends it one step
+ * per property added, so a stream that has gone through a whole call ends on a map that only
+ * finished streams have. Optimized code refers to the maps it was specialised for weakly, and V8
+ * means to keep a map that optimized code used alive for a few collections after its last
+ * instance died. But it decides that before marking anything beyond the roots, and in an atomic
+ * full collection (the gateway runs with --no-incremental-marking, and the GC pacer forces
+ * them) almost nothing is marked yet, so the map is dropped whenever no instance happens to be
+ * alive. That is the normal case for end-of-call maps, and for an Immediate between event-loop
+ * turns. Every full collection then deoptimized the code built on them, measured with
+ * --trace-deopt: about 30–45 functions each time (Node's stream, event-emitter and timer code
+ * and our trailers scheduling), which V8 recompiled on its helper threads within the next
+ * second. At 1 × 100 saturation, with a paced collection every 1–2 s, the recompiling took about
+ * a tenth of the gateway's CPU. Keeping a specimen of each alive keeps the maps, and the code.
+ */
+
+/** The most recently finished object of each class, by constructor. */
+const specimens = new Map<unknown, object>();
+
+/** Keeps `value` as its class's specimen until the next finished object of that class replaces it. */
+export function keepShapeOf(value: object): void {
+  // One per class bounds what this holds, whatever the number of connections: a finished stream
+  // and what it still references (its session, and until its listeners go, its last message).
+  specimens.set(value.constructor, value);
+}
+
+/** The specimens kept now (for tests). */
+export function keptSpecimens(): readonly object[] {
+  return [...specimens.values()];
+}
+
+function doNothing(): void {}
+
+/**
+ * Wraps a function that runs a full collection so that an Immediate is pending while it runs:
+ * the pacer collects from a timer, when the Immediates of the previous turn have all run and
+ * died, and each collection would otherwise drop their maps (see the note above).
+ */
+export function collectingWithImmediateAlive(collect: () => void): () => void {
+  return () => {
+    setImmediate(doNothing);
+    collect();
+  };
+}
