@@ -46,8 +46,8 @@ const HELP = `Usage: npm run bench -- [flags]
   --gateway-root=DIR   run the gateway's src/main.ts from another checkout, e.g. made with
                        \`git worktree add /tmp/gw-before <commit>\` (compiled with its
                        tsconfig.build.json against this project's node_modules)
-  --allocator=jemalloc|glibc
-                       the gateway's memory allocator: jemalloc (default), preloaded as
+  --allocator=${GATEWAY_ALLOCATOR.name}|glibc
+                       the gateway's memory allocator: ${GATEWAY_ALLOCATOR.name} (default), preloaded as
                        its image does (Dockerfile ENV LD_PRELOAD), or glibc's malloc
   --runtime=dist|tsx   dist (default): compile src, gen and bench with tsc into
                        bench/results/build/ and run plain JS, as production runs dist/;
@@ -58,8 +58,8 @@ const HELP = `Usage: npm run bench -- [flags]
   --list               list the cases and exit
   --help               this text
 
-Needs h2load (Debian package nghttp2-client), wrk (Debian package wrk) and jemalloc (Debian
-package libjemalloc2, which nghttp2-client already depends on).`;
+Needs h2load (Debian package nghttp2-client), wrk (Debian package wrk) and ${GATEWAY_ALLOCATOR.name} (Debian
+package ${GATEWAY_ALLOCATOR.debianPackage}).`;
 
 interface Options {
   quick: boolean;
@@ -76,7 +76,7 @@ interface Options {
   gatewayRoot?: string;
   runtime: "dist" | "tsx";
   /** The gateway's memory allocator: the one its image preloads, or glibc's malloc (to measure without). */
-  allocator: "jemalloc" | "glibc";
+  allocator: "preloaded" | "glibc";
   out: string;
   list: boolean;
 }
@@ -141,9 +141,11 @@ function runtimeKind(text: string | undefined): "dist" | "tsx" {
   throw new Error(`--runtime must be dist or tsx, got ${JSON.stringify(text)}`);
 }
 
-function allocatorKind(text: string | undefined): "jemalloc" | "glibc" {
-  if (text === undefined || text === "jemalloc" || text === "glibc") return text ?? "jemalloc";
-  throw new Error(`--allocator must be jemalloc or glibc, got ${JSON.stringify(text)}`);
+/** "preloaded": the gateway's own allocator (GATEWAY_ALLOCATOR), as its image runs it. */
+function allocatorKind(text: string | undefined): "preloaded" | "glibc" {
+  if (text === undefined || text === GATEWAY_ALLOCATOR.name) return "preloaded";
+  if (text === "glibc") return "glibc";
+  throw new Error(`--allocator must be ${GATEWAY_ALLOCATOR.name} or glibc, got ${JSON.stringify(text)}`);
 }
 
 function selectCases(options: Options): BenchCase[] {
@@ -226,7 +228,7 @@ async function main(): Promise<number> {
   const allocatorLibrary = findGatewayAllocator();
   if (!allocatorLibrary) {
     const hint = `install the Debian package ${GATEWAY_ALLOCATOR.debianPackage} (apt-get install -y ${GATEWAY_ALLOCATOR.debianPackage})`;
-    if (options.allocator === "jemalloc") {
+    if (options.allocator === "preloaded") {
       process.stderr.write(`bench: ${GATEWAY_ALLOCATOR.library}, the allocator the gateway's image preloads, is missing: ${hint}, or measure the gateway on glibc's malloc with --allocator=glibc\n`);
       return 2;
     }
@@ -235,7 +237,7 @@ async function main(): Promise<number> {
       note(`${GATEWAY_ALLOCATOR.library} not found: ${GRPC_JS_ON_GATEWAY_ALLOCATOR_ID} left out (${hint})`);
     }
   }
-  useGatewayPreload(options.allocator === "jemalloc" ? allocatorLibrary : undefined);
+  useGatewayPreload(options.allocator === "preloaded" ? allocatorLibrary : undefined);
   if (options.allocator === "glibc") note(`--allocator=glibc: the gateway ran on glibc's malloc, not on the ${GATEWAY_ALLOCATOR.name} its image preloads`);
   if (missing.length > 0) {
     process.stderr.write(`bench: missing load tools:\n  - ${missing.join("\n  - ")}\n(or leave their cases out with --skip / --cases; see --list)\n`);
@@ -456,7 +458,7 @@ async function main(): Promise<number> {
       loadAverageAtStart: loadAtStart,
       otherCpuPctDuringLoad: loadCases.length > 0 ? othersPct : undefined,
       tools,
-      gatewayAllocator: options.allocator === "jemalloc" ? { name: GATEWAY_ALLOCATOR.name, ldPreload: allocatorLibrary } : { name: "glibc malloc" },
+      gatewayAllocator: options.allocator === "preloaded" ? { name: GATEWAY_ALLOCATOR.name, ldPreload: allocatorLibrary } : { name: "glibc malloc" },
       options: { ...options, out: relative(PROJECT_ROOT, options.out) },
       elapsedSec,
       servers: SERVERS.filter((s) => selected.some((c) => serversFor(c, options).includes(s))).map((s) => ({ id: s.id, description: s.description })),

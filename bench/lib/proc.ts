@@ -114,9 +114,10 @@ export const GATEWAY_NODE_FLAGS: readonly string[] = ["--no-incremental-marking"
 
 /**
  * The memory allocator the gateway's image preloads in place of glibc's malloc (the Dockerfile's
- * `ENV LD_PRELOAD`, at `imagePath`): jemalloc, from Debian's libjemalloc2.
+ * `ENV LD_PRELOAD`, at `imagePath`): mimalloc, from Debian's libmimalloc2.0 (README "How it
+ * works", "mimalloc", for why mimalloc and not jemalloc).
  */
-export const GATEWAY_ALLOCATOR = { name: "jemalloc", library: "libjemalloc.so.2", debianPackage: "libjemalloc2", imagePath: "/usr/local/lib/libjemalloc.so.2" } as const;
+export const GATEWAY_ALLOCATOR = { name: "mimalloc", library: "libmimalloc.so.2", debianPackage: "libmimalloc2.0", imagePath: "/usr/local/lib/libmimalloc.so.2" } as const;
 
 /** Where this machine has the gateway's allocator: Debian's multiarch library directories first. */
 export function findGatewayAllocator(): string | undefined {

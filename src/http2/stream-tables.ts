@@ -20,7 +20,10 @@ import { findSymbolKey, onCheckedNodeMajor } from "./node-internals.js";
  * stay young garbage.
  */
 
-/** Streams of one HTTP/2 connection by id: a Map-shaped table whose ended entries stay young garbage (see the note above). */
+/**
+ * Streams of one HTTP/2 connection by id: a Map-shaped table whose ended entries stay young
+ * garbage (see the note above). The stream it removed last stays alive as a shape specimen.
+ */
 export class StreamTable<T> {
   // Integer keys: V8 keeps these as indexed elements (a number dictionary once they are sparse).
   private entries: Record<number, T> = Object.create(null) as Record<number, T>;
@@ -43,14 +46,18 @@ export class StreamTable<T> {
     return this;
   }
 
-  /** Takes the stream with this id out of the table; false if there was none. */
+  /**
+   * Takes the stream with this id out of the table, keeping it as its class's shape specimen
+   * (src/ops/shape-specimens.ts); false if there was none.
+   */
   delete(id: number): boolean {
     const stream = this.entries[id];
     if (stream === undefined) return false;
     delete this.entries[id];
     this.count--;
-    // A stream leaves its table when it has finished: the specimen whose hidden classes keep the
-    // optimized stream code alive through full collections (src/ops/shape-specimens.ts).
+    // Streams leave their table as their call ends (Node's from _destroy, just before 'close'; the
+    // own client's on its last frame, perhaps before its reader is done). What matters is that
+    // the specimen is a reference: the maps it reaches when it has finished are the ones kept.
     if (typeof stream === "object" && stream !== null) keepShapeOf(stream);
     return true;
   }

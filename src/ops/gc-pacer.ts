@@ -15,7 +15,8 @@
  * 2,000 calls/s) and RSS near 145 MB. The price is CPU under saturation, since each forced
  * collection marks the whole live heap (about 24 MB, on a helper thread too): none measurable for
  * locally served calls, 6–18 % per call on the proxy path (README "How it works"), about half that
- * with 16 MiB steps.
+ * with 16 MiB steps. Those figures predate the shape specimens (src/ops/shape-specimens.ts): part
+ * of that cost was V8 recompiling the code each collection had thrown away.
  */
 import { getHeapSpaceStatistics } from "node:v8";
 
@@ -35,7 +36,7 @@ export interface GcPacerOptions {
   checkIntervalMs?: number;
   /** Reads the bytes in use in V8's old space (tests pass their own). */
   readOldSpaceUsed?: () => number;
-  /** Runs a full collection: the global `gc` that node's --expose-gc flag installs (exposedGc). */
+  /** Runs a full collection: the global `gc` that node's --expose-gc flag installs (exposedGc), which src/main.ts wraps to keep shape specimens. */
   collect: () => void;
 }
 

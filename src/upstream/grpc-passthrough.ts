@@ -264,6 +264,7 @@ class PassthroughCall {
 
   /** One upstream stream; resolves with its response headers, rejects when it fails before them. */
   private readonly attempt = (endpoint: Endpoint, remainingMs: number | undefined): Promise<UpstreamAnswer> => {
+    if (this.finished) return Promise.reject(markNotSent(new ConnectError("the call has already ended", Code.Canceled)));
     const sessions = endpoint.sessions;
     const incoming = this.headers;
     const headers: http2.OutgoingHttpHeaders = { "content-type": incoming["content-type"], te: "trailers" };
@@ -460,6 +461,10 @@ class PassthroughCall {
   private complete(outcome: ConnectError | undefined): void {
     if (this.finished) return;
     this.finished = true;
+    // No attempt follows (attempt() refuses one now), and the client stream may outlive the call
+    // as a shape specimen (src/ops/shape-specimens.ts) holding this call through its listener.
+    this.body = undefined;
+    this.bodyChunks = undefined;
     if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
     this.leased?.finish(outcome);
     if (this.options.logger.isLevelEnabled("info")) {
