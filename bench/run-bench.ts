@@ -459,7 +459,7 @@ async function main(): Promise<number> {
       otherCpuPctDuringLoad: loadCases.length > 0 ? othersPct : undefined,
       tools,
       gatewayAllocator: options.allocator === "preloaded" ? { name: GATEWAY_ALLOCATOR.name, ldPreload: allocatorLibrary } : { name: "glibc malloc" },
-      options: { ...options, out: relative(PROJECT_ROOT, options.out) },
+      options: { ...options, allocator: options.allocator === "preloaded" ? GATEWAY_ALLOCATOR.name : "glibc", out: relative(PROJECT_ROOT, options.out) },
       elapsedSec,
       servers: SERVERS.filter((s) => selected.some((c) => serversFor(c, options).includes(s))).map((s) => ({ id: s.id, description: s.description })),
       cases: selected.map((c) => ({ id: c.id, title: c.title, kind: c.kind })),

@@ -49,12 +49,19 @@ function doNothing(): void {}
 /**
  * Wraps a function that runs a full collection so that an Immediate is pending while it runs:
  * the pacer collects from a timer, when the Immediates of the previous turn have all run and
- * died, and each collection would otherwise drop their maps (see the note above). The Immediate
- * stays a specimen after it has run, for the full collections V8 starts by itself meanwhile.
+ * died, and each collection would otherwise drop their maps (see the note above). Then it is
+ * cleared, which takes it out of Node's queue (an Immediate that has run stays linked to the rest
+ * of its turn's list) without changing its map, and kept as a specimen for the full collections
+ * V8 starts by itself meanwhile.
  */
 export function collectingWithImmediateAlive(collect: () => void): () => void {
   return () => {
-    keepShapeOf(setImmediate(doNothing));
-    collect();
+    const immediate = setImmediate(doNothing);
+    try {
+      collect();
+    } finally {
+      clearImmediate(immediate);
+      keepShapeOf(immediate);
+    }
   };
 }

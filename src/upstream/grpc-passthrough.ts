@@ -203,6 +203,8 @@ class PassthroughCall {
 
   /** Collects a request that is one message (unary, server-streaming), within limits.maxMessageBytes. */
   private readonly onRequestData = (chunk: Buffer): void => {
+    // A call that has ended (a deadline during the upload, say) keeps nothing more of its request.
+    if (this.finished) return;
     this.bodySize += chunk.length;
     if (this.bodySize > this.options.maxMessageBytes + ENVELOPE_HEADER_BYTES) {
       this.stream.off("data", this.onRequestData);
@@ -216,6 +218,7 @@ class PassthroughCall {
   };
 
   private readonly onRequestEnd = (): void => {
+    if (this.finished) return;
     if (this.bodyChunks !== undefined) this.body = Buffer.concat(this.bodyChunks, this.bodySize);
     else this.body ??= Buffer.alloc(0);
     this.bodyChunks = undefined;
@@ -264,7 +267,9 @@ class PassthroughCall {
 
   /** One upstream stream; resolves with its response headers, rejects when it fails before them. */
   private readonly attempt = (endpoint: Endpoint, remainingMs: number | undefined): Promise<UpstreamAnswer> => {
-    if (this.finished) return Promise.reject(markNotSent(new ConnectError("the call has already ended", Code.Canceled)));
+    // Reached only after a cancellation (the cluster checks the signal between attempts); fail
+    // with its reason, not as "not sent", which the cluster would retry.
+    if (this.finished) return Promise.reject(ConnectError.from(this.signal.reason ?? new ConnectError("the call has already ended", Code.Canceled)));
     const sessions = endpoint.sessions;
     const incoming = this.headers;
     const headers: http2.OutgoingHttpHeaders = { "content-type": incoming["content-type"], te: "trailers" };

@@ -42,6 +42,8 @@ describe("shape specimens", () => {
     collect();
     expect(collections).toBe(1);
     expect(during).toBe(before + 1);
+    // Cleared afterwards: it neither runs nor keeps the event loop busy.
+    expect(pendingImmediates()).toBe(before);
     expect(keptSpecimens().some((value) => value.constructor.name === "Immediate")).toBe(true);
   });
 });

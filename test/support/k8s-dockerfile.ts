@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync } from "node:fs";
 import { basename, dirname, join, posix, relative, resolve } from "node:path";
 
 /** One instruction of a Dockerfile, continuation lines joined. */
@@ -285,7 +285,14 @@ function installDebianPackage(pkg: string, root: string): void {
   for (const path of execFileSync("dpkg", ["-L", pkg], { encoding: "utf8" }).split("\n")) {
     if (!path.startsWith("/") || !existsSync(path) || statSync(path).isDirectory()) continue;
     mkdirSync(dirname(join(root, path)), { recursive: true });
-    cpSync(path, join(root, path), { dereference: true });
+    // Links stay links, as dpkg unpacks them (a library is usually installed under its SONAME as a
+    // link to the versioned file), pointing inside the stage.
+    if (lstatSync(path).isSymbolicLink()) {
+      const target = readlinkSync(path);
+      if (!existsSync(join(root, path))) symlinkSync(posix.isAbsolute(target) ? join(root, target) : target, join(root, path));
+    } else {
+      cpSync(path, join(root, path));
+    }
   }
 }
 
