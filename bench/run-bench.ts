@@ -21,7 +21,7 @@ import { LoadSubject, failedRow, prepareCase, type LoadRow } from "./lib/measure
 import { emptyMemoryRow, measureMemory, requestedItems, type MemoryRow } from "./lib/measure-memory.js";
 import { buildDistRuntime } from "./lib/build.js";
 import { GATEWAY_ALLOCATOR, OtherCpu, PROJECT_ROOT, findGatewayAllocator, installExitHandlers, killAllChildren, toolVersion, tsxRuntime, useGatewayPreload, useGcMeterDir, useRuntime } from "./lib/proc.js";
-import { addRatios, evaluateTargets, formatTarget, interceptorCost, loadTable, memoryTable } from "./lib/report.js";
+import { BEHIND_PEER_RATIO, addRatios, evaluateTargets, formatTarget, gatewayBehindPeers, interceptorCost, loadTable, memoryTable } from "./lib/report.js";
 import { fmt } from "./lib/table.js";
 import { summarizeProfile, type ProfileSummary } from "./profile-summary.js";
 import { DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, NGHTTPX_PACKAGE, NGHTTPX_PROXY_ID, SERVERS, nghttpxPrograms, type RunningServer, type ServerSpec } from "./servers/registry.js";
@@ -395,6 +395,7 @@ async function main(): Promise<number> {
   // ── Report.
   addRatios(loadRows, memoryRows);
   const targets = evaluateTargets(loadRows);
+  const behindPeers = gatewayBehindPeers(loadRows);
   const interceptors = interceptorCost(loadRows);
   const elapsedSec = (Date.now() - startedAt) / 1000;
   const out: string[] = [];
@@ -419,6 +420,10 @@ async function main(): Promise<number> {
   if (targets.length > 0) {
     out.push("", "targets (reported, never asserted):");
     for (const t of targets) out.push(formatTarget(t));
+  }
+  if (behindPeers.length > 0) {
+    out.push("", `behind a peer (gateway rows under ${BEHIND_PEER_RATIO}× a peer's rate; the targets do not cover every case, so look before trusting the run):`);
+    for (const b of behindPeers) out.push(`  ${b.case} × ${b.server}: ${fmt(b.ratio, 2)}× ${b.peer}'s rate`);
   }
   const failures = [...loadRows, ...memoryRows].filter((r) => r.problems.length > 0);
   if (failures.length > 0) {
@@ -468,6 +473,7 @@ async function main(): Promise<number> {
     load: loadRows,
     memory: memoryRows,
     interceptorCost: interceptors,
+    behindPeers,
     targets,
     profiles,
   };

@@ -30,6 +30,34 @@ export function addRatios(rows: LoadRow[], memory: MemoryRow[]): void {
   }
 }
 
+/** A row where the gateway serves a case at well under a peer's rate. */
+export interface BehindPeer {
+  case: string;
+  server: string;
+  peer: string;
+  /** The gateway row's rate ÷ the peer's. */
+  ratio: number;
+}
+
+/** Below this share of a peer's rate a gateway row is reported, whatever the targets say. */
+export const BEHIND_PEER_RATIO = 0.5;
+
+/**
+ * The gateway's rows (with or without its access log) that reach less than half a peer's rate.
+ * The targets cover a few cases only; on 2026-12-07 the gateway served 64 KiB stream messages at
+ * a fifth of its usual rate for three full runs (an allocator change) and no line said so.
+ */
+export function gatewayBehindPeers(rows: LoadRow[]): BehindPeer[] {
+  const behind: BehindPeer[] = [];
+  for (const row of rows) {
+    if (row.server !== "gateway" && row.server !== "gateway+log") continue;
+    for (const [peer, ratio] of [[PEERS.grpcJs, row.vsGrpcJs], [PEERS.connectNode, row.vsConnectNode]] as const) {
+      if (ratio !== null && ratio !== undefined && ratio < BEHIND_PEER_RATIO) behind.push({ case: row.case, server: row.server, peer, ratio });
+    }
+  }
+  return behind;
+}
+
 export interface TargetResult extends Target {
   /** rate ÷ the peer's rate, or (p99 targets) p99 − the peer's p99 in ms */
   measured: number | null;
