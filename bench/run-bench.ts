@@ -76,7 +76,7 @@ interface Options {
   gatewayRoot?: string;
   runtime: "dist" | "tsx";
   /** The gateway's memory allocator: the one its image preloads, or glibc's malloc (to measure without). */
-  allocator: "preloaded" | "glibc";
+  allocator: AllocatorName;
   out: string;
   list: boolean;
 }
@@ -141,9 +141,10 @@ function runtimeKind(text: string | undefined): "dist" | "tsx" {
   throw new Error(`--runtime must be dist or tsx, got ${JSON.stringify(text)}`);
 }
 
-/** "preloaded": the gateway's own allocator (GATEWAY_ALLOCATOR), as its image runs it. */
-function allocatorKind(text: string | undefined): "preloaded" | "glibc" {
-  if (text === undefined || text === GATEWAY_ALLOCATOR.name) return "preloaded";
+type AllocatorName = typeof GATEWAY_ALLOCATOR.name | "glibc";
+
+function allocatorKind(text: string | undefined): AllocatorName {
+  if (text === undefined || text === GATEWAY_ALLOCATOR.name) return GATEWAY_ALLOCATOR.name;
   if (text === "glibc") return "glibc";
   throw new Error(`--allocator must be ${GATEWAY_ALLOCATOR.name} or glibc, got ${JSON.stringify(text)}`);
 }
@@ -228,7 +229,7 @@ async function main(): Promise<number> {
   const allocatorLibrary = findGatewayAllocator();
   if (!allocatorLibrary) {
     const hint = `install the Debian package ${GATEWAY_ALLOCATOR.debianPackage} (apt-get install -y ${GATEWAY_ALLOCATOR.debianPackage})`;
-    if (options.allocator === "preloaded") {
+    if (options.allocator !== "glibc") {
       process.stderr.write(`bench: ${GATEWAY_ALLOCATOR.library}, the allocator the gateway's image preloads, is missing: ${hint}, or measure the gateway on glibc's malloc with --allocator=glibc\n`);
       return 2;
     }
@@ -237,7 +238,7 @@ async function main(): Promise<number> {
       note(`${GATEWAY_ALLOCATOR.library} not found: ${GRPC_JS_ON_GATEWAY_ALLOCATOR_ID} left out (${hint})`);
     }
   }
-  useGatewayPreload(options.allocator === "preloaded" ? allocatorLibrary : undefined);
+  useGatewayPreload(options.allocator !== "glibc" ? allocatorLibrary : undefined);
   if (options.allocator === "glibc") note(`--allocator=glibc: the gateway ran on glibc's malloc, not on the ${GATEWAY_ALLOCATOR.name} its image preloads`);
   if (missing.length > 0) {
     process.stderr.write(`bench: missing load tools:\n  - ${missing.join("\n  - ")}\n(or leave their cases out with --skip / --cases; see --list)\n`);
@@ -463,8 +464,8 @@ async function main(): Promise<number> {
       loadAverageAtStart: loadAtStart,
       otherCpuPctDuringLoad: loadCases.length > 0 ? othersPct : undefined,
       tools,
-      gatewayAllocator: options.allocator === "preloaded" ? { name: GATEWAY_ALLOCATOR.name, ldPreload: allocatorLibrary } : { name: "glibc malloc" },
-      options: { ...options, allocator: options.allocator === "preloaded" ? GATEWAY_ALLOCATOR.name : "glibc", out: relative(PROJECT_ROOT, options.out) },
+      gatewayAllocator: options.allocator !== "glibc" ? { name: GATEWAY_ALLOCATOR.name, ldPreload: allocatorLibrary } : { name: "glibc malloc" },
+      options: { ...options, out: relative(PROJECT_ROOT, options.out) },
       elapsedSec,
       servers: SERVERS.filter((s) => selected.some((c) => serversFor(c, options).includes(s))).map((s) => ({ id: s.id, description: s.description })),
       cases: selected.map((c) => ({ id: c.id, title: c.title, kind: c.kind })),

@@ -289,7 +289,8 @@ function installDebianPackage(pkg: string, root: string): void {
     // link to the versioned file), pointing inside the stage.
     if (lstatSync(path).isSymbolicLink()) {
       const target = readlinkSync(path);
-      if (!existsSync(join(root, path))) symlinkSync(posix.isAbsolute(target) ? join(root, target) : target, join(root, path));
+      // lstat, not existsSync: a link whose file is not copied yet exists but does not resolve.
+      if (!lstatSync(join(root, path), { throwIfNoEntry: false })) symlinkSync(posix.isAbsolute(target) ? join(root, target) : target, join(root, path));
     } else {
       cpSync(path, join(root, path));
     }
