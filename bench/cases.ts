@@ -6,7 +6,7 @@
 import { GreetRequestSchema, GreetResponseSchema, GreetStreamRequestSchema, GreetStreamResponseSchema } from "../gen/demo/v1/greeter_pb.js";
 import { EchoRequestSchema, EchoResponseSchema } from "../gen/test/upstream/v1/echo_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, type Protocol } from "./servers/registry.js";
+import { DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, NODE_HTTP2_GRPC_ID, type Protocol } from "./servers/registry.js";
 import { GATEWAY_ALLOCATOR } from "./lib/proc.js";
 import { wireRequest, type WireProtocol, type WireRequest } from "./lib/wire.js";
 
@@ -141,8 +141,11 @@ const CONNECT_H1_SERVERS = [...DEFAULT_SERVERS, "node-http1-json"] as const;
 // The gateway's image preloads its own allocator (GATEWAY_ALLOCATOR, Dockerfile); the issue's peer
 // runs on glibc's malloc, as a plain server does. This reference runs the same peer on the
 // gateway's allocator, so the report shows the lead that is the allocator's and the gateway's own.
-const GRPC_1X100_SERVERS = [...DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID] as const;
-const GRPC_1X100_REFERENCES: readonly Reference[] = [{ server: GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, label: `the peer on the gateway's allocator (${GATEWAY_ALLOCATOR.name} preloaded)` }];
+const GRPC_1X100_SERVERS = [...DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, NODE_HTTP2_GRPC_ID] as const;
+const GRPC_1X100_REFERENCES: readonly Reference[] = [
+  { server: GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, label: `the peer on the gateway's allocator (${GATEWAY_ALLOCATOR.name} preloaded)` },
+  { server: NODE_HTTP2_GRPC_ID, label: "floor, a plain Node program doing only the serving" },
+];
 
 export const CASES: readonly BenchCase[] = [
   // gRPC unary, small message, at three concurrencies (connections × streams per connection).

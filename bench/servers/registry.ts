@@ -471,6 +471,29 @@ const nodeHttp1JsonSpec: ServerSpec = {
   },
 };
 
+/** The id of the gRPC unary floor: Greet on node:http2 alone. */
+export const NODE_HTTP2_GRPC_ID = "node-http2-grpc";
+
+/** The floor of the gRPC unary Greet case: Greet over gRPC on node:http2 alone, with Node's defaults like the other floors. */
+const nodeHttp2GrpcSpec: ServerSpec = {
+  id: NODE_HTTP2_GRPC_ID,
+  description: "floor: Greet over gRPC on node:http2 alone, same greeter implementation (servers/node-http2-grpc-server.ts)",
+  protocols: ["grpc"],
+  async start(options = {}) {
+    const child = spawnNode("bench/servers/node-http2-grpc-server.ts", ["0"], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
+    const stderr = tailOf(child);
+    try {
+      const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+      const url = `http://127.0.0.1:${port}`;
+      await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS);
+      return running(nodeHttp2GrpcSpec, child, stderr, { grpc: { url, httpVersion: "2" } });
+    } catch (error) {
+      await stopChild(child, 500);
+      throw error;
+    }
+  },
+};
+
 /** Every server, in the order rows are printed. Ratios are taken against PEERS. */
 export const SERVERS: readonly ServerSpec[] = [
   gatewaySpec("gateway", { GATEWAY_LOG_LEVEL: "silent" }, "connect-gateway, GATEWAY_LOG_LEVEL=silent (default interceptor chain, logger a no-op)"),
@@ -480,6 +503,8 @@ export const SERVERS: readonly ServerSpec[] = [
   // gateway's image preloads, so the report shows how much of the lead is the allocator's.
   grpcJsServerSpec(GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, `the same @grpc/grpc-js server with ${GATEWAY_ALLOCATOR.name} preloaded (LD_PRELOAD), as the gateway's image preloads it`, findGatewayAllocator),
   connectNodeSpec,
+  // Floor of grpc-unary-1x100 (cases.ts names it): what node:http2 itself reaches on that call.
+  nodeHttp2GrpcSpec,
   // Floor of connect-json-h1 (cases.ts names it): what node:http itself reaches on that call.
   nodeHttp1JsonSpec,
   // Opt-in (--servers=...): the gateway with its unary fast path switched off.

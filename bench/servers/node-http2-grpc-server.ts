@@ -1,0 +1,105 @@
+/**
+ * Floor peer of the gRPC unary Greet case: Greet over gRPC on node:http2 alone.
+ *
+ * One route, POST /demo.v1.GreeterService/Greet with application/grpc: the body is read whole,
+ * its one uncompressed length-prefixed message decoded with protobuf-es `fromBinary`, passed to
+ * the same greeter implementation the gateway and the peers call (src/services/greeter-service.ts),
+ * and the answer sent as Node's API sends one: `respond()` with `waitForTrailers`, `end()` with
+ * the enveloped message, `sendTrailers()` with grpc-status 0. Anything else is answered
+ * trailers-only with a gRPC error status. No router, interceptors, deadlines, compression,
+ * limits or metadata: what is left is Node's own HTTP/2 server plus protobuf, the least any
+ * Node server of this call costs on this machine.
+ *
+ * Usage: node bench/servers/node-http2-grpc-server.js <port>   (prints "READY <port>" once bound)
+ */
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { GreeterService, GreetRequestSchema, GreetResponseSchema, type GreetRequest } from "../../gen/demo/v1/greeter_pb.js";
+import { createGreeterService } from "../../src/services/greeter-service.js";
+
+const greetMethod = GreeterService.method.greet;
+const PATH = `/${GreeterService.typeName}/${greetMethod.name}`;
+const greeter = createGreeterService();
+// Greet reads nothing from its context; it is passed as the grpc-js peer passes it.
+const context = {
+  service: GreeterService,
+  method: greetMethod,
+  signal: new AbortController().signal,
+  requestMethod: "POST",
+  protocolName: "grpc",
+} as unknown as HandlerContext;
+
+/** The 5-byte gRPC message prefix: flags (0: not compressed) and the length, big-endian. */
+const PREFIX_BYTES = 5;
+
+/** application/grpc or application/grpc+proto, with or without parameters. */
+const isGrpc = (contentType: string | undefined) => contentType !== undefined && /^application\/grpc(\+proto)?\s*(;|$)/i.test(contentType);
+
+/** A trailers-only answer: the status in the response headers, no body. */
+function replyError(stream: http2.ServerHttp2Stream, error: unknown): void {
+  if (stream.destroyed || stream.headersSent) return;
+  const connectError = ConnectError.from(error);
+  stream.respond(
+    { ":status": 200, "content-type": "application/grpc", "grpc-status": String(connectError.code), "grpc-message": encodeURIComponent(connectError.rawMessage) },
+    { endStream: true },
+  );
+}
+
+function reply(stream: http2.ServerHttp2Stream, response: MessageInitShape<typeof GreetResponseSchema>): void {
+  if (stream.destroyed) return;
+  const message = toBinary(GreetResponseSchema, create(GreetResponseSchema, response));
+  const body = Buffer.allocUnsafe(PREFIX_BYTES + message.byteLength);
+  body[0] = 0;
+  body.writeUInt32BE(message.byteLength, 1);
+  body.set(message, PREFIX_BYTES);
+  stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+  stream.end(body);
+}
+
+function greet(stream: http2.ServerHttp2Stream, body: Buffer): void {
+  let request: GreetRequest;
+  try {
+    if (body.length < PREFIX_BYTES || body.readUInt32BE(1) !== body.length - PREFIX_BYTES) {
+      throw new ConnectError("expected exactly one length-prefixed message", Code.InvalidArgument);
+    }
+    if (body[0] !== 0) throw new ConnectError("compressed messages are not accepted", Code.Unimplemented);
+    request = fromBinary(GreetRequestSchema, body.subarray(PREFIX_BYTES));
+  } catch (error) {
+    replyError(stream, ConnectError.from(error, Code.InvalidArgument));
+    return;
+  }
+  try {
+    const result = greeter.greet(request, context);
+    // The demo's greet is synchronous; a promise is still honoured should the implementation change.
+    if (result instanceof Promise) result.then((response) => reply(stream, response), (error: unknown) => replyError(stream, error));
+    else reply(stream, result);
+  } catch (error) {
+    replyError(stream, error);
+  }
+}
+
+const server = http2.createServer();
+server.on("stream", (stream, headers) => {
+  // A reset or a broken connection ends the stream; nothing to answer then.
+  stream.on("error", () => {});
+  if (headers[":method"] !== "POST" || headers[":path"] !== PATH || !isGrpc(headers["content-type"])) {
+    // Trailers-only before the body is read: Node resets the rest of the upload itself.
+    replyError(stream, new ConnectError(`${String(headers[":path"])} is not served here`, Code.Unimplemented));
+    return;
+  }
+  const chunks: Buffer[] = [];
+  stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+  stream.on("end", () => greet(stream, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+});
+
+const port = Number(process.argv[2] ?? 0);
+server.once("error", (error: Error) => {
+  process.stderr.write(`node-http2-grpc server: ${error.message}\n`);
+  process.exit(1);
+});
+server.listen(port, "127.0.0.1", () => process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`));
+
+process.on("SIGTERM", () => process.exit(0));
