@@ -139,8 +139,9 @@ const PROXY_REFERENCES: readonly Reference[] = [
 /** The default servers of a case, plus what node:http alone reaches on the same call. */
 const CONNECT_H1_SERVERS = [...DEFAULT_SERVERS, "node-http1-json"] as const;
 // The gateway's image preloads its own allocator (GATEWAY_ALLOCATOR, Dockerfile); the issue's peer
-// runs on glibc's malloc, as a plain server does. This reference runs the same peer on the
-// gateway's allocator, so the report shows the lead that is the allocator's and the gateway's own.
+// runs on glibc's malloc, as a plain server does. One reference runs the same peer on the
+// gateway's allocator, so the report shows the lead that is the allocator's and the gateway's own;
+// the other is the floor, the same call on node:http2's public API alone.
 const GRPC_1X100_SERVERS = [...DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, NODE_HTTP2_GRPC_ID] as const;
 const GRPC_1X100_REFERENCES: readonly Reference[] = [
   { server: GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, label: `the peer on the gateway's allocator (${GATEWAY_ALLOCATOR.name} preloaded)` },
