@@ -143,9 +143,12 @@ const CONNECT_H1_SERVERS = [...DEFAULT_SERVERS, "node-http1-json"] as const;
 // gateway's allocator, so the report shows the lead that is the allocator's and the gateway's own;
 // the other is the floor, the same call on node:http2's public API alone.
 const GRPC_1X100_SERVERS = [...DEFAULT_SERVERS, GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, NODE_HTTP2_GRPC_ID] as const;
+/** Greet at a fixed moderate rate: the gRPC servers and the floor (connect-node's ceiling is about this rate). */
+const GRPC_2K_SERVERS = ["gateway", "gateway+log", "grpc-js", NODE_HTTP2_GRPC_ID] as const;
+const GRPC_FLOOR_REFERENCE: Reference = { server: NODE_HTTP2_GRPC_ID, label: "floor, a plain Node program doing only the serving" };
 const GRPC_1X100_REFERENCES: readonly Reference[] = [
   { server: GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, label: `the peer on the gateway's allocator (${GATEWAY_ALLOCATOR.name} preloaded)` },
-  { server: NODE_HTTP2_GRPC_ID, label: "floor, a plain Node program doing only the serving" },
+  GRPC_FLOOR_REFERENCE,
 ];
 
 export const CASES: readonly BenchCase[] = [
@@ -154,6 +157,9 @@ export const CASES: readonly BenchCase[] = [
   { kind: "load", id: "grpc-unary-1x100", group: "grpc", title: "gRPC unary Greet 1×100", protocol: "grpc", servers: GRPC_1X100_SERVERS, references: GRPC_1X100_REFERENCES, unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("grpc"), quick: true },
   { kind: "load", id: "grpc-unary-8x32", group: "grpc", title: "gRPC unary Greet 8×32", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 8, streams: 32 }, request: greet("grpc"), quick: false },
   { kind: "load", id: "grpc-health-1x100", group: "grpc", title: "gRPC unary Health/Check 1×100", protocol: "grpc", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: healthCheck, quick: true },
+  // The proxy cases' even 2,000 calls/s (see below) on calls the servers answer themselves: the
+  // tail latency at moderate load with no upstream, beside the peer and the floor.
+  { kind: "load", id: "grpc-unary-2k-even", group: "grpc", title: "gRPC unary Greet, 2,000 calls/s spread evenly (10×2)", protocol: "grpc", servers: GRPC_2K_SERVERS, references: [GRPC_FLOOR_REFERENCE], unit: "call", driver: { tool: "h2load", clients: 10, streams: 2, rps: 200, staggerMs: 1 }, minRoundSec: 3, request: greet("grpc"), quick: false },
   // Connect JSON unary over HTTP/1.1 (wrk: one call in flight per connection) and over h2c.
   { kind: "load", id: "connect-json-h1", group: "connect", title: "Connect JSON unary HTTP/1.1 ×50", protocol: "connect-h1", servers: CONNECT_H1_SERVERS, references: [{ server: "node-http1-json", label: "floor, a plain Node program doing only the serving" }], unit: "call", driver: { tool: "wrk", connections: 50 }, request: greet("connect-h1"), quick: true },
   { kind: "load", id: "connect-json-h2", group: "connect", title: "Connect JSON unary h2c 1×100", protocol: "connect-h2", unit: "call", driver: { tool: "h2load", clients: 1, streams: 100 }, request: greet("connect-h2"), quick: true },
@@ -198,6 +204,7 @@ export const TARGETS: readonly Target[] = [
   { description: "gRPC unary 1×100 (Greet): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-unary-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
   { description: "gRPC unary 1×100 (Greet), access log and metrics on: connect-gateway ≥ 1.0× @grpc/grpc-js req/s", case: "grpc-unary-1x100", server: "gateway+log", peer: "grpc-js", atLeast: 1.0 },
   { description: "gRPC unary 1×100 (Health/Check): connect-gateway ≥ 1.2× @grpc/grpc-js req/s", case: "grpc-health-1x100", server: "gateway", peer: "grpc-js", atLeast: 1.2 },
+  { description: "gRPC unary Greet at a moderate 2,000 calls/s spread evenly, answered by the gateway itself: its p99 against @grpc/grpc-js's", case: "grpc-unary-2k-even", server: "gateway", peer: "grpc-js", p99AddedMsAtMost: 0, reportOnly: true },
   { description: "Connect JSON unary HTTP/1.1: connect-gateway ≥ 5× bare connect-node req/s", case: "connect-json-h1", server: "gateway", peer: "connect-node", peerName: "bare connect-node", atLeast: 5 },
   { description: "gRPC unary 1×100 via proxy: gateway → grpc-js upstream ≥ 0.6× the direct call's req/s", case: "proxy-unary-1x100", server: "gateway-proxy", peer: "echo-upstream", peerName: "the direct call", atLeast: 0.6 },
   { description: "gRPC unary via proxy at a moderate 2,000 calls/s, spread evenly: ≤ 2 ms p99 added to the direct call's", case: "proxy-unary-2k-even", server: "gateway-proxy", peer: "echo-upstream", peerName: "the direct call", p99AddedMsAtMost: 2 },
