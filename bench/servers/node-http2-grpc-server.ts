@@ -1,5 +1,5 @@
 /**
- * Floor peer of the gRPC unary Greet case: Greet over gRPC on node:http2 alone.
+ * Floor peer of the gRPC unary Greet cases (1×100 and 2k-even): Greet over gRPC on node:http2 alone.
  *
  * One route, POST /demo.v1.GreeterService/Greet with application/grpc: the body is read whole,
  * its one uncompressed length-prefixed message decoded with protobuf-es `fromBinary`, passed to

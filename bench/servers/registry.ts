@@ -474,7 +474,7 @@ const nodeHttp1JsonSpec: ServerSpec = {
 /** The id of the gRPC unary floor: Greet on node:http2 alone. */
 export const NODE_HTTP2_GRPC_ID = "node-http2-grpc";
 
-/** The floor of the gRPC unary Greet case: Greet over gRPC on node:http2 alone, with Node's defaults like the other floors. */
+/** The floor of the gRPC unary Greet cases: Greet over gRPC on node:http2 alone, with Node's defaults like the other floors. */
 const nodeHttp2GrpcSpec: ServerSpec = {
   id: NODE_HTTP2_GRPC_ID,
   description: "floor: Greet over gRPC on node:http2 alone, same greeter implementation (servers/node-http2-grpc-server.ts)",
@@ -503,7 +503,7 @@ export const SERVERS: readonly ServerSpec[] = [
   // gateway's image preloads, so the report shows how much of the lead is the allocator's.
   grpcJsServerSpec(GRPC_JS_ON_GATEWAY_ALLOCATOR_ID, `the same @grpc/grpc-js server with ${GATEWAY_ALLOCATOR.name} preloaded (LD_PRELOAD), as the gateway's image preloads it`, findGatewayAllocator),
   connectNodeSpec,
-  // Floor of grpc-unary-1x100 (cases.ts names it): what node:http2 itself reaches on that call.
+  // Floor of the gRPC Greet cases, 1×100 and 2k-even (cases.ts names it): what node:http2's public API reaches on that call.
   nodeHttp2GrpcSpec,
   // Floor of connect-json-h1 (cases.ts names it): what node:http itself reaches on that call.
   nodeHttp1JsonSpec,
