@@ -13,23 +13,11 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { create, fromJsonString, toJsonString, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { GreeterService, GreetRequestSchema, GreetResponseSchema, type GreetRequest } from "../../gen/demo/v1/greeter_pb.js";
-import { createGreeterService } from "../../src/services/greeter-service.js";
-
-const greetMethod = GreeterService.method.greet;
-const PATH = `/${GreeterService.typeName}/${greetMethod.name}`;
-const greeter = createGreeterService();
-// Greet reads nothing from its context; it is passed as the grpc-js peer passes it.
-const context = {
-  service: GreeterService,
-  method: greetMethod,
-  signal: new AbortController().signal,
-  requestMethod: "POST",
-  protocolName: "connect",
-} as unknown as HandlerContext;
+import { GreetRequestSchema, GreetResponseSchema, type GreetRequest } from "../../gen/demo/v1/greeter_pb.js";
+import { GREET_PATH, greetForFloor } from "./floor-greeter.js";
 
 /** application/json, with or without parameters (Connect allows "; charset=utf-8"). */
 const isJson = (contentType: string | undefined) => contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType);
@@ -54,19 +42,16 @@ function greet(res: http.ServerResponse, text: string): void {
     replyError(res, new ConnectError((error as Error).message, Code.InvalidArgument));
     return;
   }
-  const send = (response: MessageInitShape<typeof GreetResponseSchema>) => reply(res, 200, toJsonString(GreetResponseSchema, create(GreetResponseSchema, response)));
-  try {
-    const result = greeter.greet(request, context);
-    // The demo's greet is synchronous; a promise is still honoured should the implementation change.
-    if (result instanceof Promise) result.then(send, (error: unknown) => replyError(res, error));
-    else send(result);
-  } catch (error) {
-    replyError(res, error);
-  }
+  greetForFloor(
+    "connect",
+    request,
+    (response) => reply(res, 200, toJsonString(GreetResponseSchema, create(GreetResponseSchema, response))),
+    (error) => replyError(res, error),
+  );
 }
 
 const server = http.createServer((req, res) => {
-  if (req.method !== "POST" || req.url !== PATH || !isJson(req.headers["content-type"])) {
+  if (req.method !== "POST" || req.url !== GREET_PATH || !isJson(req.headers["content-type"])) {
     // Node discards the unread request body itself, keeping the connection usable.
     res.writeHead(404, { "content-length": 0 });
     res.end();

@@ -17,21 +17,9 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { GreeterService, GreetRequestSchema, GreetResponseSchema, type GreetRequest } from "../../gen/demo/v1/greeter_pb.js";
-import { createGreeterService } from "../../src/services/greeter-service.js";
-
-const greetMethod = GreeterService.method.greet;
-const PATH = `/${GreeterService.typeName}/${greetMethod.name}`;
-const greeter = createGreeterService();
-// Greet reads nothing from its context; it is passed as the grpc-js peer passes it.
-const context = {
-  service: GreeterService,
-  method: greetMethod,
-  signal: new AbortController().signal,
-  requestMethod: "POST",
-  protocolName: "grpc",
-} as unknown as HandlerContext;
+import { Code, ConnectError } from "@connectrpc/connect";
+import { GreetRequestSchema, GreetResponseSchema, type GreetRequest } from "../../gen/demo/v1/greeter_pb.js";
+import { GREET_PATH, greetForFloor } from "./floor-greeter.js";
 
 /** The 5-byte gRPC message prefix: flags (0: not compressed) and the length, big-endian. */
 const PREFIX_BYTES = 5;
@@ -77,14 +65,12 @@ function greet(stream: http2.ServerHttp2Stream, body: Buffer): void {
     replyError(stream, ConnectError.from(error, Code.InvalidArgument));
     return;
   }
-  try {
-    const result = greeter.greet(request, context);
-    // The demo's greet is synchronous; a promise is still honoured should the implementation change.
-    if (result instanceof Promise) result.then((response) => reply(stream, response), (error: unknown) => replyError(stream, error));
-    else reply(stream, result);
-  } catch (error) {
-    replyError(stream, error);
-  }
+  greetForFloor(
+    "grpc",
+    request,
+    (response) => reply(stream, response),
+    (error) => replyError(stream, error),
+  );
 }
 
 const server = http2.createServer();
@@ -96,7 +82,7 @@ server.on("stream", (stream, headers) => {
     stream.respond({ ":status": headers[":method"] !== "POST" ? 405 : 415 }, { endStream: true });
     return;
   }
-  if (headers[":path"] !== PATH) {
+  if (headers[":path"] !== GREET_PATH) {
     replyError(stream, new ConnectError(`${String(headers[":path"])} is not served here`, Code.Unimplemented));
     return;
   }
