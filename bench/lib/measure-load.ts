@@ -43,7 +43,8 @@ export interface LoadRow {
   rssAfterMb: number | null;
   ops: number;
   elapsedSec: number;
-  rounds: { rate: number; ops: number; cpuUs: number; p50Ms: number | null; p99Ms: number | null }[];
+  /** Per round; `upstreamFullCollections` only in the proxy cases (the upstream's full collections during the round). */
+  rounds: { rate: number; ops: number; cpuUs: number; p50Ms: number | null; p99Ms: number | null; upstreamFullCollections?: number | null }[];
   /**
    * Fixed-rate cases: the machine stalls h2load saw over all rounds (it sent nothing for 4 ms
    * past its rhythm with a stream free), null otherwise. See load/h2load.ts.
@@ -54,6 +55,12 @@ export interface LoadRow {
    * collections as shares of the rounds' wall time, in %; null when the server reported none.
    */
   gc: RowGc | null;
+  /**
+   * The proxy cases: the upstream's garbage collection during this row's rounds, as `gc`. A pause
+   * of the upstream delays every call in flight, proxied or direct, so where it falls decides
+   * a round's p99 as much as the server does; null outside the proxy cases.
+   */
+  upstreamGc?: RowGc | null;
   vsGrpcJs: number | null;
   vsConnectNode: number | null;
   /** The peer's CPU µs/op ÷ this row's: above 1 is cheaper per call. Steadier than rates on a busy machine. */
@@ -112,6 +119,8 @@ interface Round {
   sendingPauses?: SendingPauses;
   /** What the server's GC did during the round (the difference of its totals), if it reports. */
   gc: RoundGc | null;
+  /** The same for the upstream of a proxy case (RunningServer.upstreamPid); undefined elsewhere. */
+  upstreamGc?: RoundGc | null;
   p50Ms: number | null;
   p99Ms: number | null;
   mbPerSec: number | null;
@@ -165,14 +174,17 @@ export class LoadSubject {
       const others = this.otherCpu.start();
       const cpuBefore = cpuMicros(pid);
       const gcBefore = gcTotals(pid);
+      const upstreamPid = this.server.upstreamPid;
+      const upstreamGcBefore = upstreamPid === undefined ? null : gcTotals(upstreamPid);
       const result = await this.drive(seconds, true);
       const cpuUs = cpuMicros(pid) - cpuBefore;
       const { otherUs, wallUs } = others();
       // The meter writes its totals every WRITE_EVERY_MS: wait for the round's last collections.
       await sleep(WRITE_EVERY_MS * 1.5);
       const gc = gcDuring(gcBefore, gcTotals(pid));
+      const upstreamGc = upstreamPid === undefined ? undefined : gcDuring(upstreamGcBefore, gcTotals(upstreamPid));
       const memory = memoryKiB(pid);
-      this.rounds.push({ ...result, cpuUs, otherUs, wallUs, gc, hwmKiB: hwmReset ? memory.hwm : null, rssKiB: memory.rss });
+      this.rounds.push({ ...result, cpuUs, otherUs, wallUs, gc, upstreamGc, hwmKiB: hwmReset ? memory.hwm : null, rssKiB: memory.rss });
       this.problems.push(...result.problems.map((p) => `round ${this.rounds.length}: ${p}`));
     } catch (error) {
       this.problems.push(`round ${this.rounds.length + 1}: ${(error as Error).message.split("\n")[0]}`);
@@ -225,12 +237,20 @@ export class LoadSubject {
       rssAfterMb: rounds.length > 0 ? rounds[rounds.length - 1].rssKiB / KiB_PER_MiB : null,
       ops: Math.round(ops),
       elapsedSec: rounds.reduce((n, r) => n + r.elapsedSec, 0),
-      rounds: rounds.map((r) => ({ rate: r.rate, ops: Math.round(r.ops), cpuUs: r.cpuUs, p50Ms: r.p50Ms, p99Ms: r.p99Ms })),
+      rounds: rounds.map((r) => ({
+        rate: r.rate,
+        ops: Math.round(r.ops),
+        cpuUs: r.cpuUs,
+        p50Ms: r.p50Ms,
+        p99Ms: r.p99Ms,
+        ...(r.upstreamGc !== undefined && { upstreamFullCollections: r.upstreamGc?.fullCount ?? null }),
+      })),
       sendingPauses:
         rounds.length > 0 && rounds.every((r) => r.sendingPauses)
           ? { count: rounds.reduce((n, r) => n + r.sendingPauses!.count, 0), longestMs: Math.max(...rounds.map((r) => r.sendingPauses!.longestMs)) }
           : null,
-      gc: rowGc(rounds),
+      gc: rowGc(rounds, (r) => r.gc),
+      ...(this.server.upstreamPid !== undefined && { upstreamGc: rowGc(rounds, (r) => r.upstreamGc ?? null) }),
       vsGrpcJs: null,
       vsConnectNode: null,
       cpuEfficiencyVsGrpcJs: null,
@@ -332,16 +352,17 @@ function gcDuring(before: GcTotals | null, after: GcTotals | null): RoundGc | nu
   };
 }
 
-/** The rounds' GC as shares of their wall time; null unless every round has a reading. */
-function rowGc(rounds: readonly Round[]): RowGc | null {
-  if (rounds.length === 0 || !rounds.every((r) => r.gc !== null)) return null;
+/** One process's GC over the rounds (`of` picks the server's or the upstream's) as shares of their wall time; null unless every round has a reading. */
+function rowGc(rounds: readonly Round[], of: (round: Round) => RoundGc | null): RowGc | null {
+  const readings = rounds.map(of);
+  if (rounds.length === 0 || readings.some((gc) => gc === null)) return null;
   const wallMs = rounds.reduce((n, r) => n + r.wallUs, 0) / 1000;
-  const sum = (pick: (gc: RoundGc) => number) => rounds.reduce((n, r) => n + pick(r.gc!), 0);
+  const sum = (pick: (gc: RoundGc) => number) => readings.reduce((n, gc) => n + pick(gc!), 0);
   return {
     youngPct: (100 * sum((gc) => gc.youngMs)) / wallMs,
     fullPct: (100 * sum((gc) => gc.fullMs)) / wallMs,
     fullCount: sum((gc) => gc.fullCount),
-    longestFullMs: Math.max(...rounds.map((r) => r.gc!.longestFullMs)),
+    longestFullMs: Math.max(...readings.map((gc) => gc!.longestFullMs)),
   };
 }
 

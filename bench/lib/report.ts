@@ -74,6 +74,8 @@ export interface TargetResult extends Target {
   stalls: { server: SendingPauses | null; peer: SendingPauses | null } | null;
   /** The server's and the peer's garbage collection during their rounds (LoadRow.gc). */
   gc: { server: RowGc | null; peer: RowGc | null };
+  /** Proxy cases: the upstream's garbage collection during the server's rounds and during the peer's (LoadRow.upstreamGc); null elsewhere. */
+  upstreamGc: { server: RowGc | null; peer: RowGc | null } | null;
   /**
    * The same measure round by round: the runner interleaves the servers' rounds, so round i of
    * the server and round i of the peer ran seconds apart and met much the same host. How far the
@@ -86,6 +88,12 @@ export interface RoundPairs {
   /** One value per pair of rounds: rate ratio, or p99 difference in ms. */
   values: number[];
   median: number;
+  /**
+   * Proxy cases: for each pair, the upstream's full collections during the server's round and
+   * during the peer's (null where unread). Its pauses stall every call in flight, so a pair with
+   * one on one side only is decided by where it fell, not by the proxy.
+   */
+  upstreamFullCollections?: [number | null, number | null][];
   /** How many pairs meet the target on their own (null for a line that is only for comparison). */
   metCount: number | null;
 }
@@ -130,27 +138,34 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
     }
     const row = rows.find((r) => r.case === t.case && r.server === t.server);
     const stalls = t.p99AddedMsAtMost !== undefined ? { server: row?.sendingPauses ?? null, peer: peer?.sendingPauses ?? null } : null;
-    return { ...t, measured, met, byCpu, references, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null }, roundPairs };
+    const upstreamGc = row?.upstreamGc !== undefined || peer?.upstreamGc !== undefined ? { server: row?.upstreamGc ?? null, peer: peer?.upstreamGc ?? null } : null;
+    return { ...t, measured, met, byCpu, references, stalls, gc: { server: row?.gc ?? null, peer: peer?.gc ?? null }, upstreamGc, roundPairs };
   });
 }
 
 /** The target's measure for each pair of interleaved rounds (round i of the server, round i of the peer). */
 function pairRounds(t: Target, row: LoadRow, peer: LoadRow): RoundPairs | null {
   const values: number[] = [];
+  const upstream: [number | null, number | null][] = [];
   for (let i = 0; i < Math.min(row.rounds.length, peer.rounds.length); i++) {
     const a = row.rounds[i];
     const b = peer.rounds[i];
     if (t.p99AddedMsAtMost !== undefined) {
-      if (a.p99Ms !== null && b.p99Ms !== null) values.push(a.p99Ms - b.p99Ms);
+      if (a.p99Ms === null || b.p99Ms === null) continue;
+      values.push(a.p99Ms - b.p99Ms);
     } else if (b.rate > 0) {
       values.push(a.rate / b.rate);
+    } else {
+      continue;
     }
+    if (a.upstreamFullCollections !== undefined || b.upstreamFullCollections !== undefined) upstream.push([a.upstreamFullCollections ?? null, b.upstreamFullCollections ?? null]);
   }
   if (values.length < 2) return null;
   const sorted = [...values].sort((x, y) => x - y);
   const mid = sorted.length >> 1;
   const median = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { values, median, metCount: t.reportOnly ? null : values.filter((v) => meetsTarget(t, v)).length };
+  const metCount = t.reportOnly ? null : values.filter((v) => meetsTarget(t, v)).length;
+  return { values, median, metCount, ...(upstream.length === values.length && { upstreamFullCollections: upstream }) };
 }
 
 /** Whether a value of the target's measure (a rate ratio, or p99 ms added) meets it. */
@@ -180,11 +195,22 @@ function roundPairsText(t: Target, p: RoundPairs): string {
   return p.metCount === null ? range : `${range}; ${p.metCount} of ${p.values.length} pairs meet the target on their own`;
 }
 
+/** "each pair, with the upstream's full collections in the server's round and the peer's: +0.52 (0/0), +3.10 (1/0)". */
+function pairsWithUpstreamText(t: Target, p: RoundPairs, peerName: string): string {
+  const count = (n: number | null) => (n === null ? "?" : String(n));
+  const pairs = p.values.map((v, i) => {
+    const [server, peer] = p.upstreamFullCollections![i];
+    return `${formatMeasure(t, v).replace(" ms p99", "")} (${count(server)}/${count(peer)})`;
+  });
+  return `each pair, with the upstream's full collections during it (this server's round/${peerName}'s): ${pairs.join(", ")}`;
+}
+
 /** The lines of one target in the targets section: the target, and under it its reference peers. */
 export function formatTarget(t: TargetResult): string {
   const verdict = t.reportOnly ? "for comparison, not a target:" : t.met === null ? "n/a    " : t.met ? "MET    " : "not met";
   const lines = [`  ${verdict}  ${t.description}: measured ${formatMeasure(t, t.measured)} (${byCpuText(t.byCpu)})`];
   if (t.roundPairs) lines.push(`           round by round (each pair ran seconds apart): ${roundPairsText(t, t.roundPairs)}`);
+  if (t.roundPairs?.upstreamFullCollections) lines.push(`             ${pairsWithUpstreamText(t, t.roundPairs, t.peerName ?? t.peer)}`);
   for (const r of t.references) {
     const peer = t.peerName ?? t.peer;
     const reaches =
@@ -197,6 +223,7 @@ export function formatTarget(t: TargetResult): string {
     const serverAgainst = t.p99AddedMsAtMost === undefined && t.measured !== null && r.measured ? `; ${t.server} reaches ${fmt(t.measured / r.measured, 2)}× ${r.server}'s req/s` : "";
     lines.push(`           ${r.label}: ${r.server} ${reaches} (${byCpuText(r.byCpu)})${serverAgainst}`);
     if (r.roundPairs) lines.push(`             round by round: ${roundPairsText(t, r.roundPairs)}`);
+    if (r.roundPairs?.upstreamFullCollections) lines.push(`             ${pairsWithUpstreamText(t, r.roundPairs, t.peerName ?? t.peer)}`);
   }
   if (t.stalls && (t.stalls.server || t.stalls.peer)) {
     const text = (p: SendingPauses | null) => (p === null ? "—" : p.count === 0 ? "none" : `${p.count} (longest ${fmt(p.longestMs, 1)} ms)`);
@@ -204,6 +231,9 @@ export function formatTarget(t: TargetResult): string {
   }
   if (t.gc.server || t.gc.peer) {
     lines.push(`           garbage collection during the rounds: ${t.server} ${gcText(t.gc.server)}; ${t.peerName ?? t.peer} ${gcText(t.gc.peer)}`);
+  }
+  if (t.upstreamGc && (t.upstreamGc.server || t.upstreamGc.peer)) {
+    lines.push(`           the upstream's garbage collection during those rounds: ${t.server}'s ${gcText(t.upstreamGc.server)}; ${t.peerName ?? t.peer}'s ${gcText(t.upstreamGc.peer)}`);
   }
   return lines.join("\n");
 }

@@ -28,6 +28,11 @@ export interface Endpoint {
 export interface RunningServer {
   spec: ServerSpec;
   pid: number;
+  /**
+   * The proxy cases: the pid of the upstream the calls end at (the echo upstream, for its own
+   * direct row too), whose garbage collection the runner reads per round beside the server's.
+   */
+  upstreamPid?: number;
   endpoint(protocol: Protocol): Endpoint | undefined;
   /** Last lines of the server's stderr (for error messages). */
   stderrTail(): string;
@@ -215,6 +220,7 @@ const echoUpstreamSpec: ServerSpec = {
     return {
       spec: echoUpstreamSpec,
       pid: upstream.child.pid!,
+      upstreamPid: upstream.child.pid!,
       endpoint: (protocol) => (protocol === "grpc" ? { url, httpVersion: "2" } : undefined),
       stderrTail: upstream.stderr,
       stop: (graceMs = 3000) => upstream.release(graceMs),
@@ -253,11 +259,12 @@ function runningProxy(
   child: ChildProcess,
   stderr: () => string,
   url: string,
-  upstream: { release(graceMs: number): Promise<void> },
+  upstream: { child: ChildProcess; release(graceMs: number): Promise<void> },
 ): RunningServer {
   const proxy = running(spec, child, stderr, { grpc: { url, httpVersion: "2" } });
   return {
     ...proxy,
+    upstreamPid: upstream.child.pid!,
     async stop(graceMs = 3000) {
       await proxy.stop(graceMs);
       await upstream.release(graceMs);

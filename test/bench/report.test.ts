@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addRatios, gatewayBehindPeers } from "../../bench/lib/report.js";
+import { addRatios, evaluateTargets, formatTarget, gatewayBehindPeers } from "../../bench/lib/report.js";
 import type { LoadRow } from "../../bench/lib/measure-load.js";
 
 /** A load row with only what the ratios read. */
@@ -34,5 +34,47 @@ describe("gatewayBehindPeers", () => {
     const rows = [row("stream-64k", "gateway", 7_067), row("stream-64k", "grpc-js", 4_159), row("stream-64k", "connect-node", 3_808)];
     addRatios(rows, []);
     expect(gatewayBehindPeers(rows)).toEqual([]);
+  });
+});
+
+/** A proxy-unary-2k-even row: p99 per round, and the upstream's full collections in each round. */
+function proxyRow(server: string, p99s: number[], upstreamFull: number[]): LoadRow {
+  const sorted = [...p99s].sort((a, b) => a - b);
+  return {
+    case: "proxy-unary-2k-even",
+    server,
+    rate: 2_000,
+    p99Ms: sorted[sorted.length >> 1],
+    cpuUsPerOp: null,
+    problems: [],
+    sendingPauses: null,
+    gc: null,
+    upstreamGc: { youngPct: 1, fullPct: 0.5, fullCount: upstreamFull.reduce((n, c) => n + c, 0), longestFullMs: 30 },
+    rounds: p99s.map((p99Ms, i) => ({ rate: 2_000, ops: 6_000, cpuUs: 0, p50Ms: 0.5, p99Ms, upstreamFullCollections: upstreamFull[i] })),
+  } as unknown as LoadRow;
+}
+
+describe("the proxy p99 target", () => {
+  it("prints each pair with the upstream's full collections on either side", () => {
+    const rows = [proxyRow("gateway-proxy", [8.5, 3.1, 4.0], [1, 0, 1]), proxyRow("echo-upstream", [2.0, 2.2, 4.5], [0, 0, 1])];
+    const target = evaluateTargets(rows).find((t) => t.case === "proxy-unary-2k-even" && !t.reportOnly)!;
+    expect(target.roundPairs!.upstreamFullCollections).toEqual([
+      [1, 0],
+      [0, 0],
+      [1, 1],
+    ]);
+    expect(target.upstreamGc).toEqual({ server: rows[0].upstreamGc, peer: rows[1].upstreamGc });
+    const text = formatTarget(target);
+    expect(text).toContain("with the upstream's full collections during it (this server's round/the direct call's): +6.50 (1/0), +0.90 (0/0), -0.50 (1/1)");
+    expect(text).toContain("the upstream's garbage collection during those rounds: gateway-proxy's 1 % young + 1 % full (2 full, longest 30 ms); the direct call's");
+  });
+
+  it("prints no upstream line for a case without an upstream", () => {
+    const plain = (server: string, p99Ms: number) =>
+      ({ case: "grpc-unary-2k-even", server, rate: 2_000, p99Ms, cpuUsPerOp: null, problems: [], sendingPauses: null, gc: null, rounds: [0, 1].map(() => ({ rate: 2_000, ops: 6_000, cpuUs: 0, p50Ms: 0.4, p99Ms })) }) as unknown as LoadRow;
+    const target = evaluateTargets([plain("gateway", 3.2), plain("grpc-js", 4.1)]).find((t) => t.case === "grpc-unary-2k-even")!;
+    expect(target.upstreamGc).toBeNull();
+    expect(target.roundPairs!.upstreamFullCollections).toBeUndefined();
+    expect(formatTarget(target)).not.toContain("upstream");
   });
 });
