@@ -175,14 +175,15 @@ export class LoadSubject {
       const cpuBefore = cpuMicros(pid);
       const gcBefore = gcTotals(pid);
       const upstreamPid = this.server.upstreamPid;
-      const upstreamGcBefore = upstreamPid === undefined ? null : gcTotals(upstreamPid);
+      const upstreamGcBefore = upstreamPid === undefined || upstreamPid === pid ? null : gcTotals(upstreamPid);
       const result = await this.drive(seconds, true);
       const cpuUs = cpuMicros(pid) - cpuBefore;
       const { otherUs, wallUs } = others();
       // The meter writes its totals every WRITE_EVERY_MS: wait for the round's last collections.
       await sleep(WRITE_EVERY_MS * 1.5);
       const gc = gcDuring(gcBefore, gcTotals(pid));
-      const upstreamGc = upstreamPid === undefined ? undefined : gcDuring(upstreamGcBefore, gcTotals(upstreamPid));
+      // The direct call's server is the upstream: the same reading, so its two lines agree by construction.
+      const upstreamGc = upstreamPid === undefined ? undefined : upstreamPid === pid ? gc : gcDuring(upstreamGcBefore, gcTotals(upstreamPid));
       const memory = memoryKiB(pid);
       this.rounds.push({ ...result, cpuUs, otherUs, wallUs, gc, upstreamGc, hwmKiB: hwmReset ? memory.hwm : null, rssKiB: memory.rss });
       this.problems.push(...result.problems.map((p) => `round ${this.rounds.length}: ${p}`));

@@ -107,6 +107,8 @@ export interface ReferenceResult {
   byCpu: number | null;
   /** As TargetResult.roundPairs, with the reference in the server's place. */
   roundPairs: RoundPairs | null;
+  /** Proxy cases: the upstream's garbage collection during the reference's rounds (LoadRow.upstreamGc). */
+  upstreamGc?: RowGc | null;
 }
 
 export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
@@ -134,7 +136,8 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
     const references: ReferenceResult[] = [];
     for (const spec of referenceSpecs) {
       const r = measure(spec.server);
-      if (r.ran) references.push({ server: spec.server, label: spec.label, measured: r.measured, byCpu: r.byCpu, roundPairs: r.roundPairs });
+      const upstreamGc = rows.find((row) => row.case === t.case && row.server === spec.server)?.upstreamGc;
+      if (r.ran) references.push({ server: spec.server, label: spec.label, measured: r.measured, byCpu: r.byCpu, roundPairs: r.roundPairs, ...(upstreamGc !== undefined && { upstreamGc }) });
     }
     const row = rows.find((r) => r.case === t.case && r.server === t.server);
     const stalls = t.p99AddedMsAtMost !== undefined ? { server: row?.sendingPauses ?? null, peer: peer?.sendingPauses ?? null } : null;
@@ -190,29 +193,33 @@ const byCpuText = (byCpu: number | null) => `by CPU per call: ${byCpu === null ?
 
 /** "1.16× to 1.62×, median 1.44×; 4 of 5 pairs meet the target on their own". */
 function roundPairsText(t: Target, p: RoundPairs): string {
-  const lowest = formatMeasure(t, Math.min(...p.values)).replace(" ms p99", "");
+  const lowest = bareMeasure(t, Math.min(...p.values));
   const range = `${lowest} to ${formatMeasure(t, Math.max(...p.values))}, median ${formatMeasure(t, p.median)}`;
   return p.metCount === null ? range : `${range}; ${p.metCount} of ${p.values.length} pairs meet the target on their own`;
 }
 
-/** "each pair, with the upstream's full collections in the server's round and the peer's: +0.52 (0/0), +3.10 (1/0)". */
-function pairsWithUpstreamText(t: Target, p: RoundPairs, peerName: string): string {
+/** A target's measure without its unit, where a line names the unit once: "+0.52", "0.68×". */
+const bareMeasure = (t: Target, value: number) => formatMeasure(t, value).replace(" ms p99", "");
+
+/** "per pair, p99 added in ms (the upstream's full collections in gateway-proxy's round / in the direct call's): +0.52 (0/0), +3.10 (1/0)". */
+function pairsWithUpstreamText(t: Target, p: RoundPairs, server: string, peerName: string): string {
   const count = (n: number | null) => (n === null ? "?" : String(n));
   const pairs = p.values.map((v, i) => {
-    const [server, peer] = p.upstreamFullCollections![i];
-    return `${formatMeasure(t, v).replace(" ms p99", "")} (${count(server)}/${count(peer)})`;
+    const [inServer, inPeer] = p.upstreamFullCollections![i];
+    return `${bareMeasure(t, v)} (${count(inServer)}/${count(inPeer)})`;
   });
-  return `each pair, with the upstream's full collections during it (this server's round/${peerName}'s): ${pairs.join(", ")}`;
+  const measure = t.p99AddedMsAtMost !== undefined ? "p99 added in ms" : "rate ratio";
+  return `per pair, ${measure} (the upstream's full collections in ${server}'s round / in ${peerName}'s): ${pairs.join(", ")}`;
 }
 
 /** The lines of one target in the targets section: the target, and under it its reference peers. */
 export function formatTarget(t: TargetResult): string {
   const verdict = t.reportOnly ? "for comparison, not a target:" : t.met === null ? "n/a    " : t.met ? "MET    " : "not met";
+  const peer = t.peerName ?? t.peer;
   const lines = [`  ${verdict}  ${t.description}: measured ${formatMeasure(t, t.measured)} (${byCpuText(t.byCpu)})`];
   if (t.roundPairs) lines.push(`           round by round (each pair ran seconds apart): ${roundPairsText(t, t.roundPairs)}`);
-  if (t.roundPairs?.upstreamFullCollections) lines.push(`             ${pairsWithUpstreamText(t, t.roundPairs, t.peerName ?? t.peer)}`);
+  if (t.roundPairs?.upstreamFullCollections) lines.push(`             ${pairsWithUpstreamText(t, t.roundPairs, t.server, peer)}`);
   for (const r of t.references) {
-    const peer = t.peerName ?? t.peer;
     const reaches =
       r.measured === null
         ? "no result"
@@ -223,17 +230,18 @@ export function formatTarget(t: TargetResult): string {
     const serverAgainst = t.p99AddedMsAtMost === undefined && t.measured !== null && r.measured ? `; ${t.server} reaches ${fmt(t.measured / r.measured, 2)}× ${r.server}'s req/s` : "";
     lines.push(`           ${r.label}: ${r.server} ${reaches} (${byCpuText(r.byCpu)})${serverAgainst}`);
     if (r.roundPairs) lines.push(`             round by round: ${roundPairsText(t, r.roundPairs)}`);
-    if (r.roundPairs?.upstreamFullCollections) lines.push(`             ${pairsWithUpstreamText(t, r.roundPairs, t.peerName ?? t.peer)}`);
+    if (r.roundPairs?.upstreamFullCollections) lines.push(`             ${pairsWithUpstreamText(t, r.roundPairs, r.server, peer)}`);
   }
   if (t.stalls && (t.stalls.server || t.stalls.peer)) {
     const text = (p: SendingPauses | null) => (p === null ? "—" : p.count === 0 ? "none" : `${p.count} (longest ${fmt(p.longestMs, 1)} ms)`);
-    lines.push(`           machine stalls h2load saw (no sending for 4 ms past its rhythm): ${t.server}'s rounds ${text(t.stalls.server)}, ${t.peerName ?? t.peer}'s ${text(t.stalls.peer)}`);
+    lines.push(`           machine stalls h2load saw (no sending for 4 ms past its rhythm): ${t.server}'s rounds ${text(t.stalls.server)}, ${peer}'s ${text(t.stalls.peer)}`);
   }
   if (t.gc.server || t.gc.peer) {
-    lines.push(`           garbage collection during the rounds: ${t.server} ${gcText(t.gc.server)}; ${t.peerName ?? t.peer} ${gcText(t.gc.peer)}`);
+    lines.push(`           garbage collection during the rounds: ${t.server} ${gcText(t.gc.server)}; ${peer} ${gcText(t.gc.peer)}`);
   }
   if (t.upstreamGc && (t.upstreamGc.server || t.upstreamGc.peer)) {
-    lines.push(`           the upstream's garbage collection during those rounds: ${t.server}'s ${gcText(t.upstreamGc.server)}; ${t.peerName ?? t.peer}'s ${gcText(t.upstreamGc.peer)}`);
+    const sides = [`${t.server}'s ${gcText(t.upstreamGc.server)}`, ...t.references.filter((r) => r.upstreamGc).map((r) => `${r.server}'s ${gcText(r.upstreamGc!)}`), `${peer}'s ${gcText(t.upstreamGc.peer)}`];
+    lines.push(`           the upstream's garbage collection during each side's rounds: ${sides.join("; ")}`);
   }
   return lines.join("\n");
 }
