@@ -90,8 +90,8 @@ export interface RoundPairs {
   median: number;
   /**
    * Proxy cases: for each pair, the upstream's full collections during the server's round and
-   * during the peer's (null where unread). Its pauses stall every call in flight, so a pair with
-   * one on one side only is decided by where it fell, not by the proxy.
+   * during the peer's (null where unread). Its pauses stall every call in flight, so a pair where
+   * it collected fully during one side's round only is decided by that pause, not by the proxy.
    */
   upstreamFullCollections?: [number | null, number | null][];
   /** How many pairs meet the target on their own (null for a line that is only for comparison). */
@@ -128,7 +128,7 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
             : null;
       // Round by round only where the whole rows have a result (a failed row's rounds are partial).
       const roundPairs = row && peer && measured !== null ? pairRounds(t, row, peer) : null;
-      return { ran: row !== undefined, measured, byCpu, roundPairs };
+      return { ran: row !== undefined, measured, byCpu, roundPairs, upstreamGc: row?.upstreamGc };
     };
     const { measured, byCpu, roundPairs } = measure(t.server);
     const met = measured === null || t.reportOnly ? null : meetsTarget(t, measured);
@@ -136,8 +136,7 @@ export function evaluateTargets(rows: LoadRow[]): TargetResult[] {
     const references: ReferenceResult[] = [];
     for (const spec of referenceSpecs) {
       const r = measure(spec.server);
-      const upstreamGc = rows.find((row) => row.case === t.case && row.server === spec.server)?.upstreamGc;
-      if (r.ran) references.push({ server: spec.server, label: spec.label, measured: r.measured, byCpu: r.byCpu, roundPairs: r.roundPairs, ...(upstreamGc !== undefined && { upstreamGc }) });
+      if (r.ran) references.push({ server: spec.server, label: spec.label, measured: r.measured, byCpu: r.byCpu, roundPairs: r.roundPairs, ...(r.upstreamGc !== undefined && { upstreamGc: r.upstreamGc }) });
     }
     const row = rows.find((r) => r.case === t.case && r.server === t.server);
     const stalls = t.p99AddedMsAtMost !== undefined ? { server: row?.sendingPauses ?? null, peer: peer?.sendingPauses ?? null } : null;
