@@ -54,6 +54,10 @@ const HELP = `Usage: npm run bench -- [flags]
                        tsx: run the .ts files through tsx (slower, skews against the gateway)
   --cpu-prof           run the load-phase servers under the V8 profiler and summarise where
                        their time goes (profiles in bench/results/profiles/; such a run is slower)
+  --upstream-stream-tables
+                       give the proxy cases' echo upstream the gateway's HTTP/2 stream tables, so
+                       the direct call and the proxies meet it alike (bench/README, "The
+                       upstream's GC"); off by default: the upstream is plain grpc-js
   --out=FILE           JSON results (default bench/results/latest.json)
   --list               list the cases and exit
   --help               this text
@@ -73,6 +77,8 @@ interface Options {
   skip: string[];
   servers?: string[];
   cpuProf: boolean;
+  /** Give the echo upstream the gateway's stream tables (--upstream-stream-tables). */
+  upstreamStreamTables: boolean;
   gatewayRoot?: string;
   runtime: "dist" | "tsx";
   /** The gateway's memory allocator: the one its image preloads, or glibc's malloc (to measure without). */
@@ -98,6 +104,7 @@ function parseOptions(argv: string[]): Options {
       runtime: { type: "string" },
       allocator: { type: "string" },
       "cpu-prof": { type: "boolean", default: false },
+      "upstream-stream-tables": { type: "boolean", default: false },
       out: { type: "string" },
       list: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -128,6 +135,7 @@ function parseOptions(argv: string[]): Options {
     skip: list(values.skip) ?? [],
     servers: list(values.servers),
     cpuProf: values["cpu-prof"] ?? false,
+    upstreamStreamTables: values["upstream-stream-tables"] ?? false,
     gatewayRoot: values["gateway-root"] ? resolve(values["gateway-root"]) : undefined,
     runtime: runtimeKind(values.runtime),
     allocator: allocatorKind(values.allocator),
@@ -287,6 +295,9 @@ async function main(): Promise<number> {
   process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
   useGcMeterDir(join(tmp, "gc"));
   const profileDir = join(PROJECT_ROOT, "bench/results/profiles");
+  if (options.upstreamStreamTables) {
+    note("--upstream-stream-tables: the proxy cases' echo upstream ran with the gateway's stream tables, not as plain grpc-js, so its old sessions did not promote ended calls (bench/README, \"The upstream's GC\")");
+  }
   if (options.cpuProf) {
     rmSync(profileDir, { recursive: true, force: true });
     mkdirSync(profileDir, { recursive: true });
@@ -310,7 +321,7 @@ async function main(): Promise<number> {
       // One folder per server: Node writes a profile per thread (main, and tsx's module-loader worker).
       const nodeFlags = options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, spec.id)}`] : [];
       try {
-        const server = await spec.start({ nodeFlags });
+        const server = await spec.start({ nodeFlags, upstreamStreamTables: options.upstreamStreamTables });
         running.set(spec.id, server);
         progress(`bench: started ${spec.id} (pid ${server.pid}) after ${elapsed()}`);
       } catch (error) {

@@ -9,11 +9,18 @@
  * byte-count check holds for both. Messages are (de)serialised with protobuf-es, as in
  * grpc-js-server.ts.
  *
+ * With BENCH_UPSTREAM_STREAM_TABLES=1 (the runner's --upstream-stream-tables) its sessions get the
+ * gateway's stream tables (upstream-stream-tables.ts), and it says on stderr at SIGTERM how many.
+ *
  * Usage: node bench/servers/echo-upstream-server.js <port>   (prints "READY <port>" once bound)
  */
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { EchoService, type EchoRequest } from "../../gen/test/upstream/v1/echo_pb.js";
+import { UPSTREAM_STREAM_TABLES_ENV, giveStreamTablesToNewHttp2Servers } from "./upstream-stream-tables.js";
+
+// Before the grpc.Server below creates its HTTP/2 server.
+const sessionsWithTables = process.env[UPSTREAM_STREAM_TABLES_ENV] === "1" ? giveStreamTablesToNewHttp2Servers() : undefined;
 
 function serializer(schema: DescMessage) {
   return (message: unknown): Buffer => {
@@ -52,6 +59,7 @@ server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (
 });
 
 process.on("SIGTERM", () => {
+  if (sessionsWithTables) process.stderr.write(`echo upstream: stream tables on ${sessionsWithTables()} sessions\n`);
   server.forceShutdown();
   process.exit(0);
 });

@@ -15,6 +15,7 @@ import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { GreeterService } from "../../gen/demo/v1/greeter_pb.js";
 import { EchoService, file_test_upstream_v1_echo } from "../../gen/test/upstream/v1/echo_pb.js";
+import { UPSTREAM_STREAM_TABLES_ENV } from "./upstream-stream-tables.js";
 import { GATEWAY_ALLOCATOR, assertPreloaded, findGatewayAllocator, spawnGateway, spawnNode, spawnTracked, stopChild, tailOf } from "../lib/proc.js";
 
 /** A way to reach a server: the load tools and the probes need the HTTP version with the URL. */
@@ -43,6 +44,8 @@ export interface RunningServer {
 export interface StartOptions {
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: string[];
+  /** The proxy cases' echo upstream gets the gateway's stream tables (the runner's --upstream-stream-tables). */
+  upstreamStreamTables?: boolean;
 }
 
 export interface ServerSpec {
@@ -179,7 +182,8 @@ async function acquireEchoUpstream(options: StartOptions): Promise<{ child: Chil
       flag.startsWith("--cpu-prof-dir=") ? `--cpu-prof-dir=${join(dirname(flag.slice("--cpu-prof-dir=".length)), ECHO_UPSTREAM_ID)}` : flag,
     );
     const ready = (async () => {
-      const child = spawnNode("bench/servers/echo-upstream-server.ts", ["0"], { nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
+      const env = options.upstreamStreamTables ? { ...process.env, [UPSTREAM_STREAM_TABLES_ENV]: "1" } : process.env;
+      const child = spawnNode("bench/servers/echo-upstream-server.ts", ["0"], { nodeFlags, env, stdio: ["ignore", "pipe", "pipe"] });
       const stderr = tailOf(child);
       try {
         const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
