@@ -56,8 +56,9 @@ const HELP = `Usage: npm run bench -- [flags]
                        their time goes (profiles in bench/results/profiles/; such a run is slower)
   --upstream-stream-tables
                        give the proxy cases' echo upstream the gateway's HTTP/2 stream tables, so
-                       the direct call and the proxies meet it alike (bench/README, "The
-                       upstream's GC"); off by default: the upstream is plain grpc-js
+                       that the proxies' long-lived upstream connections collect garbage like the
+                       direct call's fresh ones (bench/README, "The upstream's GC"); off by
+                       default: the proxy targets are defined against a plain grpc-js upstream
   --out=FILE           JSON results (default bench/results/latest.json)
   --list               list the cases and exit
   --help               this text
@@ -295,9 +296,6 @@ async function main(): Promise<number> {
   process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
   useGcMeterDir(join(tmp, "gc"));
   const profileDir = join(PROJECT_ROOT, "bench/results/profiles");
-  if (options.upstreamStreamTables) {
-    note("--upstream-stream-tables: the proxy cases' echo upstream ran with the gateway's stream tables, not as plain grpc-js, so its old sessions did not promote ended calls (bench/README, \"The upstream's GC\")");
-  }
   if (options.cpuProf) {
     rmSync(profileDir, { recursive: true, force: true });
     mkdirSync(profileDir, { recursive: true });
@@ -330,6 +328,12 @@ async function main(): Promise<number> {
       }
     }),
   );
+  if (options.upstreamStreamTables && [...running.values()].some((server) => server.upstreamPid !== undefined)) {
+    note(
+      "--upstream-stream-tables: the proxy cases' echo upstream gave every session the gateway's stream tables (it exits if one cannot take them), " +
+        "so that a proxy's long-lived connection collects like the direct call's fresh ones; the proxy targets are defined against a plain grpc-js upstream (bench/README, \"The upstream's GC\")",
+    );
+  }
   const warmed = new Set<string>();
   const otherCpu = new OtherCpu(() => [...running.values()].map((s) => s.pid));
   const loadPhase = otherCpu.start();

@@ -10,7 +10,8 @@
  * grpc-js-server.ts.
  *
  * With BENCH_UPSTREAM_STREAM_TABLES=1 (the runner's --upstream-stream-tables) its sessions get the
- * gateway's stream tables (upstream-stream-tables.ts), and it says on stderr at SIGTERM how many.
+ * gateway's stream tables (upstream-stream-tables.ts); at SIGTERM it says on stderr how many, or
+ * that they were off.
  *
  * Usage: node bench/servers/echo-upstream-server.js <port>   (prints "READY <port>" once bound)
  */
@@ -59,7 +60,7 @@ server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (
 });
 
 process.on("SIGTERM", () => {
-  if (sessionsWithTables) process.stderr.write(`echo upstream: stream tables on ${sessionsWithTables()} sessions\n`);
+  process.stderr.write(`echo upstream: ${sessionsWithTables ? `stream tables on ${sessionsWithTables()} sessions` : "stream tables off"}\n`);
   server.forceShutdown();
   process.exit(0);
 });

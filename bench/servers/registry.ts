@@ -171,7 +171,7 @@ async function startGateway(env: Record<string, string>, options: StartOptions, 
 // whichever starts first and stopped when the last of them stops.
 
 const ECHO_UPSTREAM_ID = "echo-upstream";
-let echoUpstream: { users: number; ready: Promise<{ child: ChildProcess; stderr: () => string; port: number }> } | undefined;
+let echoUpstream: { users: number; streamTables: boolean; ready: Promise<{ child: ChildProcess; stderr: () => string; port: number }> } | undefined;
 
 /** The shared echo upstream, started on first use; `release` stops it after its last user. */
 async function acquireEchoUpstream(options: StartOptions): Promise<{ child: ChildProcess; stderr: () => string; port: number; release(graceMs: number): Promise<void> }> {
@@ -182,7 +182,8 @@ async function acquireEchoUpstream(options: StartOptions): Promise<{ child: Chil
       flag.startsWith("--cpu-prof-dir=") ? `--cpu-prof-dir=${join(dirname(flag.slice("--cpu-prof-dir=".length)), ECHO_UPSTREAM_ID)}` : flag,
     );
     const ready = (async () => {
-      const env = options.upstreamStreamTables ? { ...process.env, [UPSTREAM_STREAM_TABLES_ENV]: "1" } : process.env;
+      // Set or cleared here, never inherited: a variable left in the shell must not turn it on unannounced.
+      const env = { ...process.env, [UPSTREAM_STREAM_TABLES_ENV]: options.upstreamStreamTables ? "1" : undefined };
       const child = spawnNode("bench/servers/echo-upstream-server.ts", ["0"], { nodeFlags, env, stdio: ["ignore", "pipe", "pipe"] });
       const stderr = tailOf(child);
       try {
@@ -194,10 +195,13 @@ async function acquireEchoUpstream(options: StartOptions): Promise<{ child: Chil
         throw error;
       }
     })();
-    echoUpstream = { users: 0, ready };
+    echoUpstream = { users: 0, streamTables: options.upstreamStreamTables ?? false, ready };
     ready.catch(() => (echoUpstream = undefined));
   }
   const shared = echoUpstream;
+  if (shared.streamTables !== (options.upstreamStreamTables ?? false)) {
+    throw new Error(`the shared echo upstream already runs ${shared.streamTables ? "with" : "without"} the gateway's stream tables`);
+  }
   const upstream = await shared.ready;
   shared.users++;
   let released = false;

@@ -19,20 +19,29 @@ import { installGcFriendlyStreamTables } from "../../src/http2/stream-tables.js"
 export const UPSTREAM_STREAM_TABLES_ENV = "BENCH_UPSTREAM_STREAM_TABLES";
 
 /**
- * Wraps node:http2's createServer, which grpc-js calls inside bindAsync, so every session of every
- * server made after this gets the tables. Returns how many sessions got them so far; throws on a
- * Node major whose HTTP/2 internals the tables were not checked against.
+ * Wraps node:http2's createServer (plaintext HTTP/2, what the echo upstream serves; grpc-js calls
+ * it inside bindAsync), so every session of a server made after this gets the tables. Returns a
+ * counter of the sessions that got them. Throws on a Node major whose HTTP/2 internals the tables
+ * were not checked against; exits the process if a session's internals are not as checked, so a
+ * run never measures a plain upstream while its report says otherwise.
  */
 export function giveStreamTablesToNewHttp2Servers(): () => number {
-  if (!onCheckedNodeMajor) throw new Error(`${UPSTREAM_STREAM_TABLES_ENV}: the stream tables were not checked on Node ${process.versions.node}`);
-  // The CommonJS module object: grpc-js reads createServer from it at call time (an ES namespace is read-only).
-  const module = createRequire(import.meta.url)("node:http2") as typeof http2;
-  const createServer = module.createServer as (...args: unknown[]) => http2.Http2Server;
+  if (!onCheckedNodeMajor) {
+    throw new Error(`${UPSTREAM_STREAM_TABLES_ENV}: the stream tables were not checked on Node ${process.versions.node}`);
+  }
+  // The CommonJS exports: grpc-js reads createServer from them at call time (an ES namespace is read-only).
+  const http2Exports = createRequire(import.meta.url)("node:http2") as typeof http2;
+  const createServer = http2Exports.createServer as (...args: unknown[]) => http2.Http2Server;
   let sessions = 0;
-  module.createServer = ((...args: unknown[]) => {
+  http2Exports.createServer = ((...args: unknown[]) => {
     const server = createServer(...args);
     server.on("session", (session: http2.ServerHttp2Session) => {
-      if (installGcFriendlyStreamTables(session)) sessions++;
+      if (installGcFriendlyStreamTables(session)) {
+        sessions++;
+      } else {
+        process.stderr.write(`${UPSTREAM_STREAM_TABLES_ENV}: a session's stream state is not the shape the tables were checked against\n`);
+        process.exit(1);
+      }
     });
     return server;
   }) as typeof http2.createServer;
