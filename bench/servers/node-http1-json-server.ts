@@ -12,12 +12,12 @@
  * Usage: node bench/servers/node-http1-json-server.js <port>   (prints "READY <port>" once bound)
  */
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { GreetRequestSchema, GreetResponseSchema, type GreetRequest } from "../../gen/demo/v1/greeter_pb.js";
 import { GREET_PATH, greetForFloor } from "./floor-greeter.js";
+import { listenOnLoopback } from "./listen-on-loopback.js";
 
 /** application/json, with or without parameters (Connect allows "; charset=utf-8"). */
 const isJson = (contentType: string | undefined) => contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType);
@@ -63,10 +63,4 @@ const server = http.createServer((req, res) => {
 });
 
 const port = Number(process.argv[2] ?? 0);
-server.once("error", (error: Error) => {
-  process.stderr.write(`node-http1-json server: ${error.message}\n`);
-  process.exit(1);
-});
-server.listen(port, "127.0.0.1", () => process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`));
-
-process.on("SIGTERM", () => process.exit(0));
+listenOnLoopback(server, port, "node-http1-json server");

@@ -15,11 +15,11 @@
  * Usage: node bench/servers/node-http2-grpc-server.js <port>   (prints "READY <port>" once bound)
  */
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { GreetRequestSchema, GreetResponseSchema, type GreetRequest } from "../../gen/demo/v1/greeter_pb.js";
 import { GREET_PATH, greetForFloor } from "./floor-greeter.js";
+import { listenOnLoopback } from "./listen-on-loopback.js";
 
 /** The 5-byte gRPC message prefix: flags (0: not compressed) and the length, big-endian. */
 const PREFIX_BYTES = 5;
@@ -94,10 +94,4 @@ server.on("stream", (stream, headers) => {
 });
 
 const port = Number(process.argv[2] ?? 0);
-server.once("error", (error: Error) => {
-  process.stderr.write(`node-http2-grpc server: ${error.message}\n`);
-  process.exit(1);
-});
-server.listen(port, "127.0.0.1", () => process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`));
-
-process.on("SIGTERM", () => process.exit(0));
+listenOnLoopback(server, port, "node-http2-grpc server");

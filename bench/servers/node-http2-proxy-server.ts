@@ -13,7 +13,7 @@
  *   (prints "READY <port>" once bound)
  */
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import { listenOnLoopback } from "./listen-on-loopback.js";
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -120,10 +120,4 @@ server.on("stream", (stream, headers) => {
   });
 });
 
-server.once("error", (error: Error) => {
-  process.stderr.write(`node-http2-proxy: ${error.message}\n`);
-  process.exit(1);
-});
-server.listen(port, "127.0.0.1", () => process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`));
-
-process.on("SIGTERM", () => process.exit(0));
+listenOnLoopback(server, port, "node-http2-proxy");

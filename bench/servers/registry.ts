@@ -131,6 +131,26 @@ function running(spec: ServerSpec, child: ChildProcess, stderr: () => string, en
 
 const START_TIMEOUT_MS = 30_000;
 
+/**
+ * Spawn a benchmark server script that prints "READY <ports…>", then hand its words to `ready`,
+ * which probes it and returns what the caller keeps; the child is stopped if either step fails.
+ */
+async function startScript<T>(
+  script: string,
+  args: string[],
+  options: { nodeFlags?: string[]; env?: NodeJS.ProcessEnv },
+  ready: (words: string[], child: ChildProcess, stderr: () => string) => Promise<T>,
+): Promise<T> {
+  const child = spawnNode(script, args, { nodeFlags: options.nodeFlags, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+  const stderr = tailOf(child);
+  try {
+    return await ready(await readyLine(child, stderr, START_TIMEOUT_MS), child, stderr);
+  } catch (error) {
+    await stopChild(child, 500);
+    throw error;
+  }
+}
+
 /** The real connect-gateway: src/main.ts (compiled, or through tsx), every protocol on one port. */
 function gatewaySpec(id: string, env: Record<string, string>, description: string): ServerSpec {
   const spec: ServerSpec = {
@@ -184,16 +204,10 @@ async function acquireEchoUpstream(options: StartOptions): Promise<{ child: Chil
     const ready = (async () => {
       // Set or cleared here, never inherited: a variable left in the shell must not turn it on unannounced.
       const env = { ...process.env, [UPSTREAM_STREAM_TABLES_ENV]: options.upstreamStreamTables ? "1" : undefined };
-      const child = spawnNode("bench/servers/echo-upstream-server.ts", ["0"], { nodeFlags, env, stdio: ["ignore", "pipe", "pipe"] });
-      const stderr = tailOf(child);
-      try {
-        const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+      return startScript("bench/servers/echo-upstream-server.ts", ["0"], { nodeFlags, env }, async ([port], child, stderr) => {
         await untilAnswering(createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }), child, stderr, START_TIMEOUT_MS, echoProbe);
         return { child, stderr, port: Number(port) };
-      } catch (error) {
-        await stopChild(child, 500);
-        throw error;
-      }
+      });
     })();
     echoUpstream = { users: 0, streamTables: options.upstreamStreamTables ?? false, ready };
     ready.catch(() => (echoUpstream = undefined));
@@ -421,18 +435,12 @@ function grpcJsServerSpec(id: string, description: string, preload?: () => strin
       const library = preload?.();
       if (preload && !library) throw new Error(`${id}: ${GATEWAY_ALLOCATOR.library} not found (Debian package ${GATEWAY_ALLOCATOR.debianPackage})`);
       const env = library ? { ...process.env, LD_PRELOAD: library } : process.env;
-      const child = spawnNode("bench/servers/grpc-js-server.ts", ["0"], { nodeFlags: options.nodeFlags, env, stdio: ["ignore", "pipe", "pipe"] });
-      const stderr = tailOf(child);
-      try {
-        const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+      return startScript("bench/servers/grpc-js-server.ts", ["0"], { nodeFlags: options.nodeFlags, env }, async ([port], child, stderr) => {
         const url = `http://127.0.0.1:${port}`;
         await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS);
         if (library) assertPreloaded(child.pid!, library);
         return running(spec, child, stderr, { grpc: { url, httpVersion: "2" } });
-      } catch (error) {
-        await stopChild(child, 500);
-        throw error;
-      }
+      });
     },
   };
   return spec;
@@ -449,19 +457,13 @@ const connectNodeSpec: ServerSpec = {
   description: "bare connect-node (stock): connectNodeAdapter on http2.createServer + http.createServer",
   protocols: ["grpc", "grpc-web", "connect-h2", "connect-h1"],
   async start(options = {}) {
-    const child = spawnNode("bench/servers/connect-node-server.ts", ["0", "0"], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
-    const stderr = tailOf(child);
-    try {
-      const [h2Port, h1Port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+    return startScript("bench/servers/connect-node-server.ts", ["0", "0"], options, async ([h2Port, h1Port], child, stderr) => {
       const h2: Endpoint = { url: `http://127.0.0.1:${h2Port}`, httpVersion: "2" };
       const h1: Endpoint = { url: `http://127.0.0.1:${h1Port}`, httpVersion: "1.1" };
       await untilAnswering(createGrpcTransport({ baseUrl: h2.url }), child, stderr, START_TIMEOUT_MS);
       await untilAnswering(createConnectTransport({ baseUrl: h1.url, httpVersion: "1.1" }), child, stderr, START_TIMEOUT_MS);
       return running(connectNodeSpec, child, stderr, { grpc: h2, "grpc-web": h2, "connect-h2": h2, "connect-h1": h1 });
-    } catch (error) {
-      await stopChild(child, 500);
-      throw error;
-    }
+    });
   },
 };
 
@@ -471,18 +473,12 @@ const nodeHttp1JsonSpec: ServerSpec = {
   description: "floor: Greet as Connect unary JSON on node:http alone, same greeter implementation (servers/node-http1-json-server.ts)",
   protocols: ["connect-h1"],
   async start(options = {}) {
-    const child = spawnNode("bench/servers/node-http1-json-server.ts", ["0"], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
-    const stderr = tailOf(child);
-    try {
-      const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+    return startScript("bench/servers/node-http1-json-server.ts", ["0"], options, async ([port], child, stderr) => {
       const h1: Endpoint = { url: `http://127.0.0.1:${port}`, httpVersion: "1.1" };
       // JSON: it serves nothing else (connect-node's client defaults to binary).
       await untilAnswering(createConnectTransport({ baseUrl: h1.url, httpVersion: "1.1", useBinaryFormat: false }), child, stderr, START_TIMEOUT_MS);
       return running(nodeHttp1JsonSpec, child, stderr, { "connect-h1": h1 });
-    } catch (error) {
-      await stopChild(child, 500);
-      throw error;
-    }
+    });
   },
 };
 
@@ -495,17 +491,11 @@ const nodeHttp2GrpcSpec: ServerSpec = {
   description: "floor: Greet over gRPC on node:http2 alone, same greeter implementation (servers/node-http2-grpc-server.ts)",
   protocols: ["grpc"],
   async start(options = {}) {
-    const child = spawnNode("bench/servers/node-http2-grpc-server.ts", ["0"], { nodeFlags: options.nodeFlags, stdio: ["ignore", "pipe", "pipe"] });
-    const stderr = tailOf(child);
-    try {
-      const [port] = await readyLine(child, stderr, START_TIMEOUT_MS);
+    return startScript("bench/servers/node-http2-grpc-server.ts", ["0"], options, async ([port], child, stderr) => {
       const url = `http://127.0.0.1:${port}`;
       await untilAnswering(createGrpcTransport({ baseUrl: url }), child, stderr, START_TIMEOUT_MS);
       return running(nodeHttp2GrpcSpec, child, stderr, { grpc: { url, httpVersion: "2" } });
-    } catch (error) {
-      await stopChild(child, 500);
-      throw error;
-    }
+    });
   },
 };
 
