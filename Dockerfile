@@ -67,7 +67,7 @@ EXPOSE 8080
 # --no-parallel-scavenge: young collections, hundreds a minute under load, run on the main thread
 # alone, which then does not wait at each phase for helper threads competing for the cores; the
 # rare full collections keep V8's helpers, which shorten their pause by about a third. Measured
-# on a 2-core host against collecting everything on the main thread: the same CPU per call at
-# saturation, and shorter pauses (README "How it works", "Young collections on the main thread
-# only").
+# on a 2-core host against collecting everything on the main thread: CPU per call at saturation
+# within noise (median +1 %), and shorter pauses (README "How it works", "Young collections on
+# the main thread only").
 CMD ["--no-incremental-marking", "--no-parallel-scavenge", "--expose-gc", "dist/src/main.js"]
