@@ -1,12 +1,34 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * The suites that serve HTTP/2 end to end, run a second time with cleartext HTTP/2 on the
+ * gateway's own HTTP/2 server (fastPath.leanHttp2, opt-in): the same clients and assertions
+ * must hold on both servers.
+ */
+const LEAN_HTTP2_SUITES = [
+  "test/e2e/protocol-matrix.test.ts",
+  "test/e2e/error-paths.test.ts",
+  "test/e2e/shutdown.test.ts",
+  "test/server/fast-path/**/*.test.ts",
+  "test/server/single-port-server.test.ts",
+  "test/server/max-connection-age.test.ts",
+  "test/upstream/upstream-protocols.test.ts",
+  "test/reliability/hostile-input.test.ts",
+  "test/reliability/stream-reset.test.ts",
+  "test/security/auth.test.ts",
+  "test/interceptors/access-log.test.ts",
+];
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Tests start real servers and child processes; two cores are shared between them.
     pool: "forks",
     poolOptions: { forks: { maxForks: 2 } },
+    projects: [
+      { extends: true, test: { name: "node-http2", include: ["test/**/*.test.ts"] } },
+      { extends: true, test: { name: "lean-http2", include: LEAN_HTTP2_SUITES, env: { GATEWAY_LEAN_HTTP2: "true" } } },
+    ],
   },
 });

@@ -174,6 +174,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
     onStream,
     // Without the fast path every request would be handed over to node:http: no use parsing twice.
     onHttp1Exchange: config.fastPath.enabled && config.fastPath.leanHttp1 ? onHttp1Exchange : undefined,
+    leanHttp2: config.fastPath.enabled && config.fastPath.leanHttp2,
     logger,
     limits: config.limits,
     tls: config.tls && {

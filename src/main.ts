@@ -4,6 +4,9 @@ import { exposedGc, startGcPacer } from "./ops/gc-pacer.js";
 import { createLogger, type Logger } from "./ops/logger.js";
 import { collectingWithImmediateAlive } from "./ops/shape-specimens.js";
 
+/** The node flag the own HTTP/2 server wants (README, "Lean HTTP/2 connections"). */
+const NO_PRETENURING_FLAG = "--no-allocation-site-pretenuring";
+
 /** Entry point: load config → build the gateway → listen → shut down gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
   let config;
@@ -18,6 +21,12 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.log.level);
   startConfiguredGcPacing(config.gcPacing.stepMb, logger);
+  if (config.fastPath.leanHttp2 && !process.execArgv.includes(NO_PRETENURING_FLAG)) {
+    logger.warn(
+      { flag: NO_PRETENURING_FLAG },
+      "fastPath.leanHttp2 is on but node runs without the flag: V8 may allocate per-call objects in the old generation, with more full collections (README, \"Lean HTTP/2 connections\")",
+    );
+  }
   const gateway = createGateway(config, logger);
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

@@ -152,18 +152,23 @@ async function startScript<T>(
 }
 
 /** The real connect-gateway: src/main.ts (compiled, or through tsx), every protocol on one port. */
-function gatewaySpec(id: string, env: Record<string, string>, description: string): ServerSpec {
+function gatewaySpec(id: string, env: Record<string, string>, description: string, nodeFlags: readonly string[] = []): ServerSpec {
   const spec: ServerSpec = {
     id,
     description,
     protocols: ["grpc", "grpc-web", "connect-h2", "connect-h1"],
     async start(options = {}) {
-      const { child, stderr, url } = await startGateway(env, options, greetProbe);
+      const { child, stderr, url } = await startGateway(env, withNodeFlags(options, nodeFlags), greetProbe);
       const h2: Endpoint = { url, httpVersion: "2" };
       return running(spec, child, stderr, { grpc: h2, "grpc-web": h2, "connect-h2": h2, "connect-h1": { url, httpVersion: "1.1" } });
     },
   };
   return spec;
+}
+
+/** The start options with `nodeFlags` added to those the run passes (--node-flags). */
+function withNodeFlags(options: StartOptions, nodeFlags: readonly string[]): StartOptions {
+  return nodeFlags.length === 0 ? options : { ...options, nodeFlags: [...(options.nodeFlags ?? []), ...nodeFlags] };
 }
 
 async function startGateway(env: Record<string, string>, options: StartOptions, probe: Probe): Promise<{ child: ChildProcess; stderr: () => string; url: string }> {
@@ -295,7 +300,13 @@ function runningProxy(
 }
 
 /** The gateway with one route, test.upstream.v1.EchoService → the shared echo upstream; its pid is the gateway's alone. */
-function gatewayProxySpec(id: string, routeOptions: { passthrough: boolean; passthroughClient?: "gateway" | "node" }, description: string): ServerSpec {
+function gatewayProxySpec(
+  id: string,
+  routeOptions: { passthrough: boolean; passthroughClient?: "gateway" | "node" },
+  description: string,
+  env: Record<string, string> = {},
+  nodeFlags: readonly string[] = [],
+): ServerSpec {
   const spec: ServerSpec = {
     id,
     description,
@@ -307,7 +318,7 @@ function gatewayProxySpec(id: string, routeOptions: { passthrough: boolean; pass
         const { passthrough, passthroughClient } = routeOptions;
         const route = { match: EchoService.typeName, target: `127.0.0.1:${upstream.port}`, passthrough, ...(passthroughClient && { connection: { passthroughClient } }) };
         writeFileSync(configFile, JSON.stringify({ upstreams: { images: [echoImage()], routes: [route] } }));
-        const { child, stderr, url } = await startGateway({ GATEWAY_LOG_LEVEL: "silent", GATEWAY_CONFIG_FILE: configFile }, options, echoProbe);
+        const { child, stderr, url } = await startGateway({ GATEWAY_LOG_LEVEL: "silent", GATEWAY_CONFIG_FILE: configFile, ...env }, withNodeFlags(options, nodeFlags), echoProbe);
         return runningProxy(spec, child, stderr, url, upstream);
       } catch (error) {
         await upstream.release(500);
@@ -499,6 +510,9 @@ const nodeHttp2GrpcSpec: ServerSpec = {
   },
 };
 
+/** The node flag the own HTTP/2 server wants beside the shipped ones (README, "Lean HTTP/2 connections"). */
+const LEAN_HTTP2_NODE_FLAGS = ["--no-allocation-site-pretenuring"];
+
 /** Every server, in the order rows are printed. Ratios are taken against PEERS. */
 export const SERVERS: readonly ServerSpec[] = [
   gatewaySpec("gateway", { GATEWAY_LOG_LEVEL: "silent" }, "connect-gateway, GATEWAY_LOG_LEVEL=silent (default interceptor chain, logger a no-op)"),
@@ -516,6 +530,13 @@ export const SERVERS: readonly ServerSpec[] = [
   gatewaySpec("gateway-nofast", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_FAST_PATH: "false" }, "connect-gateway, GATEWAY_FAST_PATH=false, log silent (every call through connect-node)"),
   // Opt-in (--servers=...): the fast path on, HTTP/1.1 through node:http's request and response objects.
   gatewaySpec("gateway-nolean", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_LEAN_HTTP1: "false" }, "connect-gateway, GATEWAY_LEAN_HTTP1=false, log silent (HTTP/1.1 calls through node:http's request API)"),
+  // Opt-in (--servers=...): cleartext HTTP/2 served by the gateway's own HTTP/2 server (src/http2/server/).
+  gatewaySpec(
+    "gateway-lean-h2",
+    { GATEWAY_LOG_LEVEL: "silent", GATEWAY_LEAN_HTTP2: "true" },
+    "connect-gateway, GATEWAY_LEAN_HTTP2=true and node's --no-allocation-site-pretenuring (its own HTTP/2 server instead of Node's), log silent",
+    LEAN_HTTP2_NODE_FLAGS,
+  ),
   // The proxy cases (cases.ts names them): the upstream directly, and through the gateway.
   echoUpstreamSpec,
   gatewayProxySpec("gateway-proxy", { passthrough: true }, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten) on the gateway's own HTTP/2 client, log silent"),
@@ -527,6 +548,14 @@ export const SERVERS: readonly ServerSpec[] = [
   gatewayProxySpec("gateway-proxy-transcoded", { passthrough: false }, "connect-gateway → echo-upstream, pass-through off (decoded and re-encoded), log silent"),
   // Opt-in (--servers=...): the pass-through on Node's http2 client, as before the gateway had its own.
   gatewayProxySpec("gateway-proxy-node-client", { passthrough: true, passthroughClient: "node" }, "connect-gateway → echo-upstream, gRPC pass-through on Node's http2 client (connection.passthroughClient: node), log silent"),
+  // Opt-in (--servers=...): the pass-through with the gateway's own HTTP/2 server facing the clients.
+  gatewayProxySpec(
+    "gateway-proxy-lean-h2",
+    { passthrough: true },
+    "connect-gateway → echo-upstream, gRPC pass-through, GATEWAY_LEAN_HTTP2=true and --no-allocation-site-pretenuring (its own HTTP/2 server facing the clients), log silent",
+    { GATEWAY_LEAN_HTTP2: "true" },
+    LEAN_HTTP2_NODE_FLAGS,
+  ),
 ];
 
 /** Servers a case uses unless --servers names others. */

@@ -36,6 +36,12 @@ export const gatewayConfigSchema = z
          * objects for the calls the fast path serves (src/http1/lean-connections.ts).
          */
         leanHttp1: z.boolean().default(true),
+        /**
+         * Serve cleartext HTTP/2 with the gateway's own HTTP/2 server instead of Node's
+         * (src/http2/server/); streams the fast path does not take are relayed in-process to
+         * Node's server. TLS connections stay with Node's server.
+         */
+        leanHttp2: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

@@ -25,6 +25,7 @@ export const environmentVariables: ReadonlyArray<{ name: string; path: string[];
   { name: "GATEWAY_REFLECTION", path: ["reflection", "enabled"], kind: "boolean" },
   { name: "GATEWAY_FAST_PATH", path: ["fastPath", "enabled"], kind: "boolean" },
   { name: "GATEWAY_LEAN_HTTP1", path: ["fastPath", "leanHttp1"], kind: "boolean" },
+  { name: "GATEWAY_LEAN_HTTP2", path: ["fastPath", "leanHttp2"], kind: "boolean" },
   { name: "GATEWAY_MAX_MESSAGE_BYTES", path: ["limits", "maxMessageBytes"], kind: "integer" },
   { name: "GATEWAY_MAX_HEADER_BYTES", path: ["limits", "maxHeaderBytes"], kind: "integer" },
   { name: "GATEWAY_HEADERS_TIMEOUT_MS", path: ["limits", "headersTimeoutMs"], kind: "integer" },

@@ -2,6 +2,7 @@ import diagnosticsChannel from "node:diagnostics_channel";
 import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { findSymbolKey, onCheckedNodeMajor } from "./node-internals.js";
+import { Http2ServerStream } from "./server/server-stream.js";
 
 /*
  * Why this exists: every gRPC answer sends two header blocks, the response headers and the
@@ -164,6 +165,8 @@ function nativeFailure(what: string, result: number): ConnectError {
 
 /** The internals on this stream, or undefined when this Node is not one checked or they are not all there. */
 function internalsOf(stream: http2.ServerHttp2Stream): StreamInternals | undefined {
+  // The own server's streams send their headers cheaply already, and must not be taken for Node's shape.
+  if ((stream as unknown) instanceof Http2ServerStream) return undefined;
   if (internals === undefined) {
     // A destroyed stream has lost its native handle: judge Node's shape on a live one.
     if (stream.destroyed) return undefined;

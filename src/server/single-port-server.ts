@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { classifyConnectionStart } from "./http2-preface.js";
 import { closeAfterThisAnswer, letAnswersGoingOutFinishOnIdleClose } from "./http1-drain.js";
@@ -8,7 +9,11 @@ import { LeanHttp1Server, type Http1ExchangeHandler } from "../http1/lean-connec
 import { leanResponsesWorkOn } from "../http2/lean-response.js";
 import { installGcFriendlyStreamTables } from "../http2/stream-tables.js";
 import type { Logger } from "../ops/logger.js";
+import { duplexPair } from "../http2/duplex-pair.js";
+import { Http2ServerConnection } from "../http2/server/server-connection.js";
+import type { Http2ServerStream } from "../http2/server/server-stream.js";
 import type { HttpHandler } from "./http-types.js";
+import { NodeHttp2Relay } from "./node-http2-relay.js";
 
 
 /** Connection-level limits; see GatewayConfig.limits for their meaning and defaults. */
@@ -62,6 +67,8 @@ const SESSION = Symbol("session");
 /** The grace timer of a stream answered before its upload ended, cleared when the stream closes. */
 const UPLOAD_GRACE = Symbol("upload grace timer");
 type StreamWithSession = http2.ServerHttp2Stream & { [SESSION]?: http2.ServerHttp2Session; [UPLOAD_GRACE]?: NodeJS.Timeout };
+/** An HTTP/2 connection of either server, as the connection policies (resets, age) see it. */
+type Http2Connection = http2.ServerHttp2Session | Http2ServerConnection;
 
 /** Serves a raw HTTP/2 stream; returns false to have it served through onRequest instead. */
 export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]) => boolean;
@@ -76,6 +83,12 @@ export interface SinglePortServerOptions {
    * HTTP/1.1 alone.
    */
   onHttp1Exchange?: Http1ExchangeHandler;
+  /**
+   * Serve cleartext HTTP/2 connections with the gateway's own HTTP/2 server (src/http2/server/):
+   * onStream sees its streams first, and the rest are relayed in-process to Node's http2 server
+   * (src/server/node-http2-relay.ts). TLS connections stay with Node's server.
+   */
+  leanHttp2?: boolean;
   limits: ConnectionLimits;
   logger: Logger;
   /** PEM certificate and key; when set the port speaks TLS and negotiates h2 or http/1.1 by ALPN. */
@@ -96,9 +109,13 @@ export class SinglePortServer {
   private readonly leanHttp1: LeanHttp1Server | undefined;
   private readonly http2Server: http2.Http2Server | http2.Http2SecureServer;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Connections of the own HTTP/2 server (leanHttp2). */
+  private readonly ownConnections = new Set<Http2ServerConnection>();
+  /** The client socket whose relay connection Node's server is being handed (read by its 'session' listener). */
+  private relayPeer: net.Socket | undefined;
   private readonly sniffing = new Set<net.Socket>();
   private readonly http1Sockets = new Set<net.Socket>();
-  private readonly resets = new WeakMap<http2.ServerHttp2Session, ResetCounts>();
+  private readonly resets = new WeakMap<Http2Connection, ResetCounts>();
   private draining = false;
 
   constructor(private readonly options: SinglePortServerOptions) {
@@ -213,6 +230,7 @@ export class SinglePortServer {
     let streamTablesReported = false;
     this.http2Server.on("session", (session) => {
       this.sessions.add(session);
+      if (this.relayPeer !== undefined) adoptPeerAddress(session, this.relayPeer);
       if (!installGcFriendlyStreamTables(session) && !streamTablesReported) {
         streamTablesReported = true;
         options.logger.warn(
@@ -261,6 +279,7 @@ export class SinglePortServer {
     this.listener.close();
     for (const socket of this.sniffing) socket.destroy();
     for (const session of this.sessions) session.close();
+    for (const connection of this.ownConnections) connection.close();
     this.draining = true;
     this.http1?.closeIdleConnections();
     this.leanHttp1?.stopAccepting();
@@ -268,12 +287,13 @@ export class SinglePortServer {
 
   /** Number of connections still open. */
   openConnections(): number {
-    return this.sessions.size + this.http1Sockets.size + this.sniffing.size;
+    return this.sessions.size + this.ownConnections.size + this.http1Sockets.size + this.sniffing.size;
   }
 
   /** Cut every remaining connection. */
   destroyAll(): void {
     for (const session of this.sessions) session.destroy();
+    for (const connection of this.ownConnections) connection.destroy();
     for (const socket of this.http1Sockets) socket.destroy();
     for (const socket of this.sniffing) socket.destroy();
     this.leanHttp1?.close();
@@ -286,7 +306,7 @@ export class SinglePortServer {
    * stops reading the socket without closing it, and the connection lingers until the idle
    * timeout. The gateway cuts such a connection itself, well before that limit.
    */
-  private countStream(session: http2.ServerHttp2Session | undefined, reset: boolean): void {
+  private countStream(session: Http2Connection | undefined, reset: boolean): void {
     if (!session || session.destroyed) return;
     // One monotonic reading for both the window and the bucket (nghttp2's clock is monotonic too).
     const now = performance.now();
@@ -333,20 +353,72 @@ export class SinglePortServer {
    * GOAWAY naming stream 2^31 − 1 would spare those, but Node's session.goaway() with that id
    * still refused them when tried here (2026-12-07).
    */
-  private closeGracefully(session: http2.ServerHttp2Session, graceMs: number): void {
+  private closeGracefully(session: Http2Connection, graceMs: number): void {
     if (session.closed || session.destroyed) return;
     session.close();
     const graceTimer = setTimeout(() => session.destroy(), graceMs);
     graceTimer.unref();
-    session.once("close", () => clearTimeout(graceTimer));
+    // An own connection's destroy() after it closed does nothing: its timer just runs out.
+    if (!(session instanceof Http2ServerConnection)) session.once("close", () => clearTimeout(graceTimer));
   }
 
   /** GOAWAY after the (jittered) maximum age; cut the connection if calls outlast the grace period. */
-  private limitAge(session: http2.ServerHttp2Session, maxAgeMs: number, graceMs: number): void {
+  private limitAge(session: Http2Connection, maxAgeMs: number, graceMs: number): NodeJS.Timeout {
     const jitter = 0.9 + Math.random() * 0.2;
     const ageTimer = setTimeout(() => this.closeGracefully(session, graceMs), maxAgeMs * jitter);
     ageTimer.unref();
-    session.once("close", () => clearTimeout(ageTimer));
+    if (!(session instanceof Http2ServerConnection)) session.once("close", () => clearTimeout(ageTimer));
+    return ageTimer;
+  }
+
+  /**
+   * Serve a cleartext HTTP/2 connection with the own HTTP/2 server, under the same connection
+   * policies as Node's sessions (first stream within headersTimeoutMs, maximum age, resets).
+   */
+  private serveWithOwnHttp2(socket: net.Socket, bytes: Buffer): void {
+    const { limits, onStream, logger } = this.options;
+    let relay: NodeHttp2Relay | undefined;
+    const relayOf = () => (relay ??= new NodeHttp2Relay(() => this.openRelayConnection(socket)));
+    const server = this;
+    const onOwnStreamClose = function (this: Http2ServerStream) {
+      if (this.rstCode !== undefined && this.rstCode !== http2.constants.NGHTTP2_NO_ERROR) server.countStream(connection, true);
+    };
+    const connection: Http2ServerConnection = new Http2ServerConnection(socket, {
+      limits: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListBytes: limits.maxHeaderBytes, idleTimeoutMs: limits.idleTimeoutMs },
+      onStream: (stream, head, endStream) => {
+        clearTimeout(firstStream);
+        this.countStream(connection, false);
+        stream.on("close", onOwnStreamClose);
+        stream.fallback = (alreadyRead, requestEnded) => relayOf().relay(stream, head.headers, endStream, alreadyRead, requestEnded);
+        if (onStream?.(stream as unknown as http2.ServerHttp2Stream, head.headers, head.rawHeaders)) return;
+        relayOf().relay(stream, head.headers, endStream);
+      },
+      onClose: () => {
+        clearTimeout(firstStream);
+        if (ageTimer !== undefined) clearTimeout(ageTimer);
+        this.ownConnections.delete(connection);
+        relay?.close();
+      },
+      onProblem: (message, err) => logger.debug({ err }, message),
+    });
+    // A connection must open its first stream (complete request headers) within headersTimeoutMs.
+    const firstStream = setTimeout(() => connection.destroy(), limits.headersTimeoutMs);
+    const ageTimer = limits.maxConnectionAgeMs ? this.limitAge(connection, limits.maxConnectionAgeMs, limits.maxConnectionAgeGraceMs ?? 0) : undefined;
+    this.ownConnections.add(connection);
+    connection.receive(bytes);
+    socket.resume();
+  }
+
+  /** A new in-memory connection to Node's http2 server for `peer`'s relayed streams; returns the client's end. */
+  private openRelayConnection(peer: net.Socket): Duplex {
+    const [clientEnd, serverEnd] = duplexPair();
+    this.relayPeer = peer;
+    try {
+      this.http2Server.emit("connection", serverEnd);
+    } finally {
+      this.relayPeer = undefined;
+    }
+    return clientEnd;
   }
 
   private sniff(socket: net.Socket): void {
@@ -369,6 +441,10 @@ export class SinglePortServer {
       finish();
       socket.pause();
       if (verdict === "http2") {
+        if (this.options.leanHttp2) {
+          this.serveWithOwnHttp2(socket, received);
+          return;
+        }
         socket.unshift(received);
         // The http2 server reads the replayed bytes itself; resuming here would lose them.
         this.http2Server.emit("connection", socket);
@@ -397,6 +473,15 @@ export class SinglePortServer {
     this.http1Sockets.add(socket);
     socket.once("close", () => this.http1Sockets.delete(socket));
   }
+}
+
+/**
+ * A relay connection's session reports the client's address, not the in-memory stream's (which
+ * has none): Node wraps a non-socket stream in a socket that answers remoteAddress from
+ * `_peername` when its handle cannot tell, and the session's socket proxy passes the assignment on.
+ */
+function adoptPeerAddress(session: http2.ServerHttp2Session, peer: net.Socket): void {
+  (session.socket as net.Socket & { _peername?: object })._peername = { address: peer.remoteAddress, family: peer.remoteFamily, port: peer.remotePort };
 }
 
 /** The grace period of an early-answered stream is over: stop the client's upload if it is still going. */

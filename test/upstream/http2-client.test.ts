@@ -32,8 +32,9 @@ import {
   MAX_ALLOWED_FRAME_SIZE,
   Setting,
   unpad,
-} from "../../src/upstream/http2-client/frames.js";
-import { RequestHeaderEncoder, ResponseHeaderDecoder, writeInteger } from "../../src/upstream/http2-client/header-block.js";
+} from "../../src/http2/frames.js";
+import { RequestHeaderEncoder, ResponseHeaderDecoder } from "../../src/upstream/http2-client/header-block.js";
+import { writeInteger } from "../../src/http2/hpack.js";
 import { wasNotSent } from "../../src/upstream/upstream-errors.js";
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Http1Exchange } from "../../http1/lean-connections.js";
 import { leanRespond, leanSendTrailers } from "../../http2/lean-response.js";
+import type { Http2ServerStream } from "../../http2/server/server-stream.js";
 import type { HttpRequest, HttpResponse } from "../http-types.js";
 import { FastCall, type FastSpec, type UnaryReply } from "./fast-call.js";
 import { writeAtEndOfTurn, type DeferredWrite } from "./end-of-turn-writes.js";
@@ -92,6 +93,12 @@ export class Http2Call extends FastCall {
   }
 
   replay(requestEnded: boolean): void {
+    // A stream of the own HTTP/2 server goes to Node's server whole, by the relay it was given.
+    const fallback = (this.stream as unknown as Partial<Http2ServerStream>).fallback;
+    if (fallback !== undefined) {
+      fallback(this.chunks, requestEnded);
+      return;
+    }
     // connect-node works on Node's request API: wrap the stream the way Node's own server would.
     const req = new http2.Http2ServerRequest(this.stream, this.headers, {}, this.rawHeaders);
     const res = new http2.Http2ServerResponse(this.stream);

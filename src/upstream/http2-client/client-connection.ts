@@ -17,6 +17,8 @@ import {
   FRAME_HEADER_BYTES,
   FrameReader,
   FrameType,
+  HeaderBlockAssembler,
+  headerFrames,
   Http2ConnectionError,
   Http2ErrorCode,
   MAX_ALLOWED_FRAME_SIZE,
@@ -25,7 +27,7 @@ import {
   Setting,
   unpad,
   writeFrameHeader,
-} from "./frames.js";
+} from "../../http2/frames.js";
 import { RequestHeaderEncoder, ResponseHeaderDecoder } from "./header-block.js";
 import { StreamTable } from "../../http2/stream-tables.js";
 
@@ -105,11 +107,7 @@ export class Http2ClientConnection implements StreamOwner {
   private connectionUnacknowledged = 0;
   private receivedSettings = false;
 
-  /** A header block spread over HEADERS and CONTINUATION frames. */
-  private headerStreamId = 0;
-  private headerFlags = 0;
-  private headerParts: Buffer[] | undefined;
-  private headerBytes = 0;
+  private readonly headerBlock = new HeaderBlockAssembler(MAX_RESPONSE_HEADER_BYTES, Http2ErrorCode.ENHANCE_YOUR_CALM);
 
   /** Writes held in the corked socket since the last release. */
   private heldWrites = 0;
@@ -270,7 +268,7 @@ export class Http2ClientConnection implements StreamOwner {
 
   private readonly onFrame = (type: number, flags: number, streamId: number, payload: Buffer): void => {
     if (this.state === "closed") return;
-    if (this.headerParts !== undefined && type !== FrameType.CONTINUATION) {
+    if (this.headerBlock.pending && type !== FrameType.CONTINUATION) {
       throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "header block interrupted by another frame");
     }
     if (!this.receivedSettings && type !== FrameType.SETTINGS) {
@@ -333,36 +331,20 @@ export class Http2ClientConnection implements StreamOwner {
       if (block.length < 5) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "HEADERS too short for its priority fields");
       block = block.subarray(5);
     }
-    this.headerStreamId = streamId;
-    this.headerFlags = flags;
-    if ((flags & Flag.END_HEADERS) !== 0) {
-      this.onHeaderBlock(block);
-      return;
-    }
-    this.headerParts = [block];
-    this.headerBytes = block.length;
+    const whole = this.headerBlock.start(streamId, flags, block);
+    if (whole !== undefined) this.onHeaderBlock(whole);
   }
 
   private onContinuationFrame(flags: number, streamId: number, payload: Buffer): void {
-    if (this.headerParts === undefined || streamId !== this.headerStreamId) {
-      throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block to continue");
-    }
-    this.headerBytes += payload.length;
-    if (this.headerBytes > MAX_RESPONSE_HEADER_BYTES) {
-      throw new Http2ConnectionError(Http2ErrorCode.ENHANCE_YOUR_CALM, `response header block larger than ${MAX_RESPONSE_HEADER_BYTES} bytes`);
-    }
-    this.headerParts.push(payload);
-    if ((flags & Flag.END_HEADERS) === 0) return;
-    const block = Buffer.concat(this.headerParts, this.headerBytes);
-    this.headerParts = undefined;
-    this.onHeaderBlock(block);
+    const whole = this.headerBlock.continue(streamId, flags, payload);
+    if (whole !== undefined) this.onHeaderBlock(whole);
   }
 
   private onHeaderBlock(block: Buffer): void {
     const headers = this.decoder.decode(block);
-    const stream = this.streams.get(this.headerStreamId);
+    const stream = this.streams.get(this.headerBlock.streamId);
     if (stream === undefined) return;
-    const flags = this.headerFlags;
+    const flags = this.headerBlock.flags;
     const ends = (flags & Flag.END_STREAM) !== 0;
     const status = headers[":status"];
     if (!stream.headersReceived && !ends && typeof status === "string" && status.charCodeAt(0) === 49 /* "1" */) {
@@ -483,14 +465,7 @@ export class Http2ClientConnection implements StreamOwner {
     const body = stream.body!;
     const endWithHeaders = body.length === 0;
     const maxFrame = this.peerMaxFrameSize;
-    let head: Buffer;
-    if (block.length <= maxFrame) {
-      head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + block.length);
-      writeFrameHeader(head, 0, block.length, FrameType.HEADERS, Flag.END_HEADERS | (endWithHeaders ? Flag.END_STREAM : 0), id);
-      block.copy(head, FRAME_HEADER_BYTES);
-    } else {
-      head = this.continuedHeaders(id, block, endWithHeaders);
-    }
+    const head = headerFrames(id, block, endWithHeaders, maxFrame);
     if (endWithHeaders) {
       stream.body = undefined;
       this.write(head);
@@ -510,20 +485,6 @@ export class Http2ClientConnection implements StreamOwner {
     }
     this.write(head);
     this.sendBody(stream);
-  }
-
-  /** A header block larger than one frame: HEADERS then CONTINUATION frames. */
-  private continuedHeaders(id: number, block: Buffer, endStream: boolean): Buffer {
-    const frames: Buffer[] = [];
-    const maxFrame = this.peerMaxFrameSize;
-    for (let offset = 0; offset < block.length; offset += maxFrame) {
-      const part = block.subarray(offset, offset + maxFrame);
-      const last = offset + maxFrame >= block.length;
-      const type = offset === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
-      const flags = (last ? Flag.END_HEADERS : 0) | (offset === 0 && endStream ? Flag.END_STREAM : 0);
-      frames.push(encodeFrame(type, flags, id, part));
-    }
-    return Buffer.concat(frames);
   }
 
   /** Send what the windows allow of the stream's remaining body; the rest waits for WINDOW_UPDATE. */

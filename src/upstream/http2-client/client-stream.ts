@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type * as http2 from "node:http2";
 import type { ConnectError } from "@connectrpc/connect";
-import { Http2ErrorCode } from "./frames.js";
+import { Http2ErrorCode } from "../../http2/frames.js";
 
 /** What a stream needs of its connection. */
 export interface StreamOwner {

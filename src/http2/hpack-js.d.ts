@@ -1,4 +1,4 @@
-// The parts of hpack.js (no published types) that header-block.ts uses: the bit-level decoder and
+// The parts of hpack.js (no published types) that src/http2/hpack.ts uses: the bit-level decoder and
 // the header table. Its stream-based Decompressor is not used.
 declare module "hpack.js" {
   interface HpackDecoder {

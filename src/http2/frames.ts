@@ -163,3 +163,69 @@ export function unpad(flags: number, payload: Buffer): Buffer {
   if (padLength >= payload.length) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "padding longer than the frame");
   return payload.subarray(1, payload.length - padLength);
 }
+
+/** A header block as frames: one HEADERS frame, or HEADERS then CONTINUATION frames when the block exceeds `maxFrameSize`. */
+export function headerFrames(streamId: number, block: Buffer, endStream: boolean, maxFrameSize: number): Buffer {
+  const endFlag = endStream ? Flag.END_STREAM : 0;
+  if (block.length <= maxFrameSize) {
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + block.length);
+    writeFrameHeader(frame, 0, block.length, FrameType.HEADERS, Flag.END_HEADERS | endFlag, streamId);
+    block.copy(frame, FRAME_HEADER_BYTES);
+    return frame;
+  }
+  const frames: Buffer[] = [];
+  for (let offset = 0; offset < block.length; offset += maxFrameSize) {
+    const part = block.subarray(offset, offset + maxFrameSize);
+    const last = offset + maxFrameSize >= block.length;
+    const type = offset === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
+    frames.push(encodeFrame(type, (last ? Flag.END_HEADERS : 0) | (offset === 0 ? endFlag : 0), streamId, part));
+  }
+  return Buffer.concat(frames);
+}
+
+/**
+ * A header block arriving in a HEADERS frame and the CONTINUATION frames after it (RFC 9113 §4.3):
+ * no other frame may come between them, and the whole block is bounded.
+ */
+export class HeaderBlockAssembler {
+  /** The stream and HEADERS flags of the block being assembled (or last assembled). */
+  streamId = 0;
+  flags = 0;
+  private parts: Buffer[] | undefined;
+  private bytes = 0;
+
+  /** `maxBytes` bounds the assembled block; past it is `overflowCode` (a connection error). */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly overflowCode: number,
+  ) {}
+
+  /** Whether a block waits for CONTINUATION frames (any other frame is then a PROTOCOL_ERROR). */
+  get pending(): boolean {
+    return this.parts !== undefined;
+  }
+
+  /** A HEADERS frame's block (padding and priority fields removed): the whole block when END_HEADERS is set, else undefined. */
+  start(streamId: number, flags: number, block: Buffer): Buffer | undefined {
+    this.streamId = streamId;
+    this.flags = flags;
+    if ((flags & Flag.END_HEADERS) !== 0) return block;
+    this.parts = [block];
+    this.bytes = block.length;
+    return undefined;
+  }
+
+  /** A CONTINUATION frame: the whole block once END_HEADERS is set, else undefined. */
+  continue(streamId: number, flags: number, payload: Buffer): Buffer | undefined {
+    const parts = this.parts;
+    if (parts === undefined || streamId !== this.streamId) {
+      throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block to continue");
+    }
+    this.bytes += payload.length;
+    if (this.bytes > this.maxBytes) throw new Http2ConnectionError(this.overflowCode, `header block larger than ${this.maxBytes} bytes`);
+    parts.push(payload);
+    if ((flags & Flag.END_HEADERS) === 0) return undefined;
+    this.parts = undefined;
+    return Buffer.concat(parts, this.bytes);
+  }
+}
