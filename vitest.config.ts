@@ -3,18 +3,19 @@ import { defineConfig } from "vitest/config";
 /**
  * The suites that serve HTTP/2 end to end, run a second time with cleartext HTTP/2 on the
  * gateway's own HTTP/2 server (fastPath.leanHttp2, opt-in): the same clients and assertions
- * must hold on both servers.
+ * must hold on both servers. Each starts its gateway with test/support/start-gateway.ts or as a
+ * process (both read GATEWAY_LEAN_HTTP2), or reads the variable itself (the differential test).
  */
 const LEAN_HTTP2_SUITES = [
   "test/e2e/protocol-matrix.test.ts",
   "test/e2e/error-paths.test.ts",
   "test/e2e/shutdown.test.ts",
   "test/server/fast-path/**/*.test.ts",
-  "test/server/single-port-server.test.ts",
   "test/server/max-connection-age.test.ts",
   "test/upstream/upstream-protocols.test.ts",
   "test/reliability/hostile-input.test.ts",
   "test/reliability/stream-reset.test.ts",
+  "test/reliability/soak.test.ts",
   "test/security/auth.test.ts",
   "test/interceptors/access-log.test.ts",
 ];

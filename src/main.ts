@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.log.level);
   startConfiguredGcPacing(config.gcPacing.stepMb, logger);
-  if (config.fastPath.leanHttp2 && !process.execArgv.includes(NO_PRETENURING_FLAG)) {
+  if (config.fastPath.enabled && config.fastPath.leanHttp2 && !process.execArgv.includes(NO_PRETENURING_FLAG)) {
     logger.warn(
       { flag: NO_PRETENURING_FLAG },
       "fastPath.leanHttp2 is on but node runs without the flag: V8 may allocate per-call objects in the old generation, with more full collections (README, \"Lean HTTP/2 connections\")",

@@ -221,11 +221,12 @@ export class HeaderBlockAssembler {
     if (parts === undefined || streamId !== this.streamId) {
       throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block to continue");
     }
-    this.bytes += payload.length;
+    // Each frame's header counts too: empty CONTINUATION frames would otherwise pile up for free.
+    this.bytes += FRAME_HEADER_BYTES + payload.length;
     if (this.bytes > this.maxBytes) throw new Http2ConnectionError(this.overflowCode, `header block larger than ${this.maxBytes} bytes`);
     parts.push(payload);
     if ((flags & Flag.END_HEADERS) === 0) return undefined;
     this.parts = undefined;
-    return Buffer.concat(parts, this.bytes);
+    return Buffer.concat(parts);
   }
 }

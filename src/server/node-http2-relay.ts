@@ -59,10 +59,14 @@ export class NodeHttp2Relay {
     );
     // Node's client emits 'response' a tick after it parsed the headers, by which time data of the
     // same read may be waiting: the body is read only once the headers are out.
+    // A gRPC answer always ends with trailers: one that ends without them was cut inside.
+    let grpcBody = false;
     inner.on(
       "response",
       guarded((responseHeaders: http2.IncomingHttpHeaders, flags: number) => {
-        stream.respond(withoutRequestPseudoHeaders(responseHeaders), { endStream: (flags & NGHTTP2_FLAG_END_STREAM) !== 0 });
+        const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+        grpcBody = !endStream && isGrpc(responseHeaders["content-type"]);
+        stream.respond(withoutRequestPseudoHeaders(responseHeaders), { endStream });
         inner.on("data", onData);
         inner.on("end", onEnd);
       }),
@@ -72,7 +76,10 @@ export class NodeHttp2Relay {
       inner.pause();
       stream.once("drain", () => inner.resume());
     });
-    const onEnd = guarded(() => stream.endWithTrailers(trailers && withoutRequestPseudoHeaders(trailers)));
+    const onEnd = guarded(() => {
+      if (trailers === undefined && grpcBody) stream.close(Http2ErrorCode.INTERNAL_ERROR);
+      else stream.endWithTrailers(trailers && withoutRequestPseudoHeaders(trailers));
+    });
     inner.on("trailers", (received: http2.IncomingHttpHeaders) => {
       trailers = received;
     });
@@ -80,8 +87,17 @@ export class NodeHttp2Relay {
       // Reset, or its connection lost, before the answer ended: the client hears the same code.
       if (!stream.closed && !stream.writableEnded) stream.close(inner.rstCode || Http2ErrorCode.INTERNAL_ERROR);
     });
+    let aborted = false;
+    stream.on("aborted", () => {
+      aborted = true;
+    });
     stream.on("close", () => {
-      if (!inner.closed) inner.close(stream.rstCode ?? Http2ErrorCode.CANCEL);
+      // Only a reset or a lost client travels inward. A stream that ended normally ended with the
+      // inner one's answer, which Node closes by itself: a CANCEL here would count against the
+      // in-memory connection's reset budget (SinglePortServer.countStream) and, call after call,
+      // get it cut with every relayed call on it.
+      const code = stream.rstCode ?? (aborted ? Http2ErrorCode.CANCEL : undefined);
+      if (code !== undefined && !inner.closed) inner.close(code);
     });
     for (const chunk of alreadyRead) inner.write(chunk);
     if (endStream) return;
@@ -109,6 +125,11 @@ export class NodeHttp2Relay {
     this.session = session;
     return session;
   }
+}
+
+/** application/grpc and its +proto, +json… forms, not gRPC-web (whose status travels in the body). */
+function isGrpc(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web");
 }
 
 /** Response headers as Node's client presents them, ready to send on: no pseudo-header but :status. */

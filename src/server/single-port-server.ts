@@ -113,6 +113,12 @@ export class SinglePortServer {
   private readonly ownConnections = new Set<Http2ServerConnection>();
   /** The client socket whose relay connection Node's server is being handed (read by its 'session' listener). */
   private relayPeer: net.Socket | undefined;
+  /**
+   * Node's sessions on the own server's in-memory relay connections. The connection policies
+   * (first stream, age, resets) are the client connection's business, applied there: a relay
+   * connection sees only the share of its streams the own server did not serve.
+   */
+  private readonly relaySessions = new WeakSet<http2.ServerHttp2Session>();
   private readonly sniffing = new Set<net.Socket>();
   private readonly http1Sockets = new Set<net.Socket>();
   private readonly resets = new WeakMap<Http2Connection, ResetCounts>();
@@ -219,10 +225,16 @@ export class SinglePortServer {
       // A client's RST_STREAM or a protocol error surfaces as an 'error' event; unheard, it would crash the process.
       stream.on("error", onStreamError);
       const session = stream.session as http2.ServerHttp2Session | undefined;
+      stream.on("finish", onStreamFinish);
+      // A relayed stream was offered to onStream on the own server already (and a fast-path call
+      // handed over there ran its gate): Node's request API serves it.
+      if (session !== undefined && this.relaySessions.has(session)) {
+        serveThroughRequestApi(stream, headers, rawHeaders, onRequest);
+        return;
+      }
       stream[SESSION] = session;
       this.countStream(session, false);
       stream.on("close", onStreamClose);
-      stream.on("finish", onStreamFinish);
       if (onStream?.(stream, headers, rawHeaders)) return;
       serveThroughRequestApi(stream, headers, rawHeaders, onRequest);
     };
@@ -230,7 +242,11 @@ export class SinglePortServer {
     let streamTablesReported = false;
     this.http2Server.on("session", (session) => {
       this.sessions.add(session);
-      if (this.relayPeer !== undefined) adoptPeerAddress(session, this.relayPeer);
+      const relay = this.relayPeer !== undefined;
+      if (relay) {
+        adoptPeerAddress(session, this.relayPeer!);
+        this.relaySessions.add(session);
+      }
       if (!installGcFriendlyStreamTables(session) && !streamTablesReported) {
         streamTablesReported = true;
         options.logger.warn(
@@ -240,9 +256,9 @@ export class SinglePortServer {
       }
       // Idle connections are closed gracefully (GOAWAY lets open streams finish) rather than cut.
       session.setTimeout(limits.idleTimeoutMs, () => session.close());
-      if (limits.maxConnectionAgeMs) this.limitAge(session, limits.maxConnectionAgeMs, limits.maxConnectionAgeGraceMs ?? 0);
+      if (limits.maxConnectionAgeMs && !relay) this.limitAge(session, limits.maxConnectionAgeMs, limits.maxConnectionAgeGraceMs ?? 0);
       // A connection must open its first stream (complete request headers) within headersTimeoutMs.
-      const firstStream = setTimeout(() => session.destroy(), limits.headersTimeoutMs);
+      const firstStream = relay ? undefined : setTimeout(() => session.destroy(), limits.headersTimeoutMs);
       session.once("stream", () => clearTimeout(firstStream));
       session.on("close", () => {
         clearTimeout(firstStream);

@@ -17,7 +17,7 @@ export interface StartedGateway {
 
 /** Start a real gateway on port 0 for an end-to-end test. */
 export async function startGateway(overrides: GatewayConfigInput = {}): Promise<StartedGateway> {
-  // GATEWAY_LEAN_HTTP2=true runs a suite against the own HTTP/2 server (test/e2e/lean-http2.test.ts does for some).
+  // GATEWAY_LEAN_HTTP2=true runs a suite against the own HTTP/2 server (the "lean-http2" project in vitest.config.ts).
   const leanHttp2 = process.env.GATEWAY_LEAN_HTTP2 === "true" ? { fastPath: { leanHttp2: true, ...overrides.fastPath } } : {};
   const config = parseConfig({ host: "127.0.0.1", ...overrides, ...leanHttp2, port: 0 });
   const logs: Record<string, unknown>[] = [];

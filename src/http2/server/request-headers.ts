@@ -32,6 +32,7 @@ const REQUEST_PSEUDO_HEADERS = new Set([":method", ":scheme", ":authority", ":pa
 const FIELD_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 /** What a field value may not hold: NUL, CR or LF anywhere, whitespace at either end (RFC 9113 §8.2.1). */
 const INVALID_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
+const INVALID_PSEUDO_VALUE = /[\x00-\x20\x7f]/;
 const METHOD = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
 /**
@@ -92,6 +93,8 @@ export class RequestHeaderDecoder {
       if (this.trailers) return `pseudo-header ${name} in trailers`;
       if (this.sawRegular) return `pseudo-header ${name} after a regular field`;
       if (!REQUEST_PSEUDO_HEADERS.has(name)) return `unknown pseudo-header ${name}`;
+      // :method, :scheme, :authority and :path hold no whitespace or control characters (nghttp2 checks them too).
+      if (INVALID_PSEUDO_VALUE.test(value)) return `invalid value of ${name}`;
       const raw = this.raw;
       for (let i = 0; i < raw.length - 2; i += 2) if (raw[i] === name) return `repeated pseudo-header ${name}`;
       return undefined;

@@ -54,6 +54,8 @@ const STREAM_RECEIVE_WINDOW = DEFAULT_WINDOW_SIZE;
 const CONNECTION_RECEIVE_WINDOW = 16 * 1024 * 1024;
 /** Response data is only framed while the socket holds less than this, so a client that stops reading stalls its own streams. */
 const SOCKET_HIGH_WATER_BYTES = 64 * 1024;
+/** Output waiting in the socket past which the client's further requests are not read until it drains. */
+const MAX_UNREAD_OUTPUT_BYTES = 1024 * 1024;
 /** Frames we owe the client (ACKs, resets) while it is not reading; more is a flood (nghttp2's limit: 1,000). */
 const MAX_QUEUED_CONTROL_FRAMES = 1000;
 /** nghttp2's rapid-reset bucket for Node's server: 1,000 client resets, refilled by 33 a second. */
@@ -110,6 +112,7 @@ export class Http2ServerConnection implements ServerStreamOwner {
   private queuedControlFrames = 0;
 
   private heldWrites = false;
+  private readingPaused = false;
   private closeReported = false;
   private lastActiveAt = Date.now();
   private readonly timer: NodeJS.Timeout | undefined;
@@ -203,6 +206,11 @@ export class Http2ServerConnection implements ServerStreamOwner {
     if (stream.closed) return;
     if (this.state !== "closed") this.write(encodeUint32Frame(FrameType.RST_STREAM, stream.id, code));
     this.forget(stream, code, !stream.localEnded && code !== Http2ErrorCode.NO_ERROR);
+  }
+
+  listenerFailed(stream: Http2ServerStream, error: unknown): void {
+    this.options.onProblem?.(`a listener of HTTP/2 stream ${stream.id} threw`, error);
+    if (!stream.closed) this.resetStream(stream, Http2ErrorCode.INTERNAL_ERROR);
   }
 
   consumed(stream: Http2ServerStream, bytes: number): void {
@@ -591,6 +599,10 @@ export class Http2ServerConnection implements ServerStreamOwner {
 
   private readonly onSocketDrain = (): void => {
     this.queuedControlFrames = 0;
+    if (this.readingPaused) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
     this.sendBlocked();
   };
 
@@ -606,6 +618,11 @@ export class Http2ServerConnection implements ServerStreamOwner {
       setImmediate(this.releaseWrites);
     }
     this.socket.write(bytes);
+    // Answers a client does not read must not pile up: stop reading its requests until they drain.
+    if (!this.readingPaused && this.socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) {
+      this.readingPaused = true;
+      this.socket.pause();
+    }
   }
 
   /** A frame the client's own frames made us owe; too many while it does not read is a flood. */

@@ -16,6 +16,8 @@ export interface ServerStreamOwner {
   resetStream(stream: Http2ServerStream, code: number): void;
   /** The handler read `bytes` of request data: the client may send that much more. */
   consumed(stream: Http2ServerStream, bytes: number): void;
+  /** A listener of the stream threw outside the connection's own frame handling. */
+  listenerFailed(stream: Http2ServerStream, error: unknown): void;
 }
 
 /** Node's default highWaterMark for an HTTP/2 stream: write() returns false past this many queued bytes. */
@@ -104,6 +106,10 @@ export class Http2ServerStream extends EventEmitter {
     return this;
   }
 
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    return this.on(event, listener);
+  }
+
   /** Stop delivering `data` until `resume()`; the client stops once the stream's window is used up. */
   pause(): this {
     this.paused = true;
@@ -150,11 +156,12 @@ export class Http2ServerStream extends EventEmitter {
     const status = Number(headers[":status"] ?? 200);
     if (status < 200) throw streamError("ERR_HTTP2_STATUS_INFO", "Informational status codes cannot be used");
     const endStream = options?.endStream === true;
+    // Sent first: headers the encoder refuses throw here and leave the stream as it was.
+    this.owner.sendHeaders(this, headers, endStream, false);
     this.headersSent = true;
     this.sentHeaders = headers;
     if (options?.waitForTrailers === true && !endStream) this.waitsForTrailers = true;
     if (endStream) this.writableEnded = true;
-    this.owner.sendHeaders(this, headers, endStream, false);
   }
 
   /** Queue response body bytes; false once more than Node's high-water mark waits (then wait for `drain`). */
@@ -220,6 +227,15 @@ export class Http2ServerStream extends EventEmitter {
     if (this.closed || this.localEnded) throw streamError("ERR_HTTP2_INVALID_STREAM", "The stream has been destroyed");
     if (this.sentTrailers !== undefined) throw streamError("ERR_HTTP2_TRAILERS_ALREADY_SENT", "Trailing headers have already been sent");
     this.sentTrailers = trailers;
+    if (this.queue.length > 0) {
+      // Body still held by flow control: the trailers follow it.
+      this.pendingTrailers = trailers;
+      this.waitsForTrailers = true;
+      this.trailersAsked = true;
+      this.writableEnded = true;
+      this.owner.flush(this);
+      return;
+    }
     this.owner.sendHeaders(this, trailers, true, true);
   }
 
@@ -260,7 +276,7 @@ export class Http2ServerStream extends EventEmitter {
   drained(): void {
     if (this.needDrain && this.queuedBytes < WRITE_HIGH_WATER_MARK) {
       this.needDrain = false;
-      this.emit("drain");
+      emitGuarded(this, "drain");
     }
   }
 
@@ -282,6 +298,11 @@ export class Http2ServerStream extends EventEmitter {
     this.queuedBytes = 0;
     // Node emits these on a later tick, never from inside the call that closed the stream.
     process.nextTick(emitClosed, this, aborted);
+  }
+
+  /** A listener of this stream threw: the stream is reset (INTERNAL_ERROR) and the error reported. */
+  listenerFailed(error: unknown): void {
+    this.owner.listenerFailed(this, error);
   }
 
   private enqueue(chunk: Uint8Array | string): void {
@@ -307,17 +328,32 @@ export class Http2ServerStream extends EventEmitter {
   }
 }
 
+// The stream's events outside the connection's frame handling (later ticks, socket drain): a
+// listener that throws resets its stream instead of reaching the process.
+
 function flushHeld(stream: Http2ServerStream): void {
-  stream.flushHeld();
+  try {
+    stream.flushHeld();
+  } catch (error) {
+    stream.listenerFailed(error);
+  }
 }
 
 function emitWantTrailers(stream: Http2ServerStream): void {
-  if (!stream.closed) stream.emit("wantTrailers");
+  if (!stream.closed) emitGuarded(stream, "wantTrailers");
 }
 
 function emitClosed(stream: Http2ServerStream, aborted: boolean): void {
-  if (aborted) stream.emit("aborted");
-  stream.emit("close");
+  if (aborted) emitGuarded(stream, "aborted");
+  emitGuarded(stream, "close");
+}
+
+function emitGuarded(stream: Http2ServerStream, event: "drain" | "wantTrailers" | "aborted" | "close"): void {
+  try {
+    stream.emit(event);
+  } catch (error) {
+    stream.listenerFailed(error);
+  }
 }
 
 /** A misuse Node's stream methods refuse, named by Node's error code. */

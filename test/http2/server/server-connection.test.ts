@@ -42,6 +42,21 @@ const LIMITS: Http2ServerLimits = { maxConcurrentStreams: 100, maxHeaderListByte
 function route(stream: Http2ServerStream, head: RequestHead): void {
   const path = head.headers[":path"]!;
   if (path === "/hang") return;
+  if (path === "/trailers-at-once") {
+    // Trailers sent right after a body the client's window holds back: they must follow all of it.
+    stream.respond({ ":status": 200 });
+    stream.write(Buffer.alloc(5000, 1));
+    stream.sendTrailers({ "x-trailer": "after the body" });
+    return;
+  }
+  if (path === "/throwing-listener") {
+    stream.respond({ ":status": 200 }, { waitForTrailers: true });
+    stream.on("wantTrailers", () => {
+      throw new Error("a handler's bug");
+    });
+    stream.end("body");
+    return;
+  }
   if (path.startsWith("/big")) {
     const bytes = Number(new URL(path, "http://x").searchParams.get("bytes"));
     stream.respond({ ":status": 200, "content-type": "application/octet-stream" });
@@ -191,6 +206,33 @@ describe("Http2ServerConnection with real clients", () => {
     }
   });
 
+  it("sends trailers given while flow control holds the body back after the whole body", async () => {
+    const session = http2.connect(`http://127.0.0.1:${server.port}`, { settings: { initialWindowSize: 1024 } });
+    try {
+      const answer = await request(session, { ":path": "/trailers-at-once" });
+      expect(answer.body.length).toBe(5000);
+      expect(answer.trailers["x-trailer"]).toBe("after the body");
+    } finally {
+      session.close();
+    }
+  });
+
+  it("resets a stream whose listener throws, and keeps the connection and the process", async () => {
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    try {
+      const stream = session.request({ ":path": "/throwing-listener" });
+      stream.on("error", () => {});
+      stream.resume();
+      await new Promise<void>((resolve) => stream.on("close", resolve));
+      expect(stream.rstCode).toBe(Http2ErrorCode.INTERNAL_ERROR);
+      expect(server.problems.some((p) => p.includes("threw"))).toBe(true);
+      const answer = await request(session, { ":method": "POST", ":path": "/echo" }, Buffer.from("still here"));
+      expect(answer.body.toString()).toBe("still here");
+    } finally {
+      session.close();
+    }
+  });
+
   it("tells the handler when the client cancels: aborted, then close with the client's code", async () => {
     const session = http2.connect(`http://127.0.0.1:${server.port}`);
     try {
@@ -285,6 +327,8 @@ describe("Http2ServerConnection against raw frames", () => {
       [[":method", "GET"], [":scheme", "http"], [":path", "/echo"], [":path", "/echo"]],
       [[":method", "GET"], [":scheme", "http"], [":path", "/echo"], ["x-space", " leading"]],
       [[":method", "GET"], [":scheme", "http"], [":path", "/echo"], [":status", "200"]],
+      [[":method", "GET"], [":scheme", "http"], [":path", "/echo x"]],
+      [[":method", "GET"], [":scheme", "http"], [":path", "/echo"], [":authority", "a\r\nb"]],
     ];
     let id = 1;
     for (const fields of malformed) {
@@ -364,6 +408,14 @@ describe("Http2ServerConnection against raw frames", () => {
     client.send(frame());
     expect((await client.goaway()).code).toBe(code);
     await client.closed();
+  });
+
+  it("ends a connection that sends endless empty CONTINUATION frames (ENHANCE_YOUR_CALM)", async () => {
+    server = await startServer({ ...LIMITS, maxHeaderListBytes: 1024 });
+    const client = await RawClient.connect(server.port);
+    const empty = encodeFrame(FrameType.CONTINUATION, 0, 1);
+    client.send(Buffer.concat([encodeFrame(FrameType.HEADERS, 0, 1, headerBlock(GET_ECHO)), ...Array.from({ length: 5000 }, () => empty)]));
+    expect((await client.goaway()).code).toBe(Http2ErrorCode.ENHANCE_YOUR_CALM);
   });
 
   it("answers PING and SETTINGS with ACKs, and accepts CONTINUATION and padding", async () => {
