@@ -11,3 +11,20 @@ export type HttpResponse = Parameters<ReturnType<typeof connectNodeAdapter>>[1];
 /** A request listener for both HTTP versions. */
 export type HttpHandler = (req: HttpRequest, res: HttpResponse) => void;
 
+
+/**
+ * Requests relayed from the own HTTP/2 server to Node's (src/server/node-http2-relay.ts): the
+ * fast path already had its chance at them, so they go straight to connect-node. Marked by the
+ * server that accepted them, never by anything a client sends.
+ */
+const relayedRequests = new WeakSet<HttpRequest>();
+
+/** Mark a request as relayed from the own HTTP/2 server. */
+export function markRelayed(req: HttpRequest): void {
+  relayedRequests.add(req);
+}
+
+/** Whether the request was relayed from the own HTTP/2 server. */
+export function isRelayed(req: HttpRequest): boolean {
+  return relayedRequests.has(req);
+}

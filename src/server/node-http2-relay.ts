@@ -96,7 +96,8 @@ export class NodeHttp2Relay {
       // inner one's answer, which Node closes by itself: a CANCEL here would count against the
       // in-memory connection's reset budget (SinglePortServer.countStream) and, call after call,
       // get it cut with every relayed call on it.
-      const code = stream.rstCode ?? (aborted ? Http2ErrorCode.CANCEL : undefined);
+      // A request never ended inward (the client left during an early answer's upload) is cut too.
+      const code = stream.rstCode ?? (aborted || !inner.writableEnded ? Http2ErrorCode.CANCEL : undefined);
       if (code !== undefined && !inner.closed) inner.close(code);
     });
     for (const chunk of alreadyRead) inner.write(chunk);

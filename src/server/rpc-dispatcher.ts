@@ -13,7 +13,7 @@ import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "../ops/logger.js";
 import { fixGrpcMessageTrailer } from "./grpc-message.js";
-import type { HttpHandler, HttpRequest, HttpResponse } from "./http-types.js";
+import { isRelayed, type HttpHandler, type HttpRequest, type HttpResponse } from "./http-types.js";
 import type { Http1Exchange } from "../http1/lean-connections.js";
 import { Http1ExchangeCall, Http2Call, HttpRequestCall, type FastRoute } from "./fast-path/http-calls.js";
 import type { FastSpec } from "./fast-path/fast-call.js";
@@ -150,7 +150,7 @@ export function createRpcDispatcher(options: RpcDispatcherOptions): RpcDispatche
         options.fallback(req, res);
         return;
       }
-      const accepted = route.fast && fastPath.accepts(route.fast.spec, req.method, req.headers, req.httpVersionMajor);
+      const accepted = route.fast && !isRelayed(req) && fastPath.accepts(route.fast.spec, req.method, req.headers, req.httpVersionMajor);
       if (!accepted) {
         serveWithConnect(route.handler, req, res);
         return;

@@ -12,7 +12,7 @@ import type { Logger } from "../ops/logger.js";
 import { duplexPair } from "../http2/duplex-pair.js";
 import { Http2ServerConnection } from "../http2/server/server-connection.js";
 import type { Http2ServerStream } from "../http2/server/server-stream.js";
-import type { HttpHandler } from "./http-types.js";
+import { markRelayed, type HttpHandler } from "./http-types.js";
 import { NodeHttp2Relay } from "./node-http2-relay.js";
 
 
@@ -229,7 +229,7 @@ export class SinglePortServer {
       // A relayed stream was offered to onStream on the own server already (and a fast-path call
       // handed over there ran its gate): Node's request API serves it.
       if (session !== undefined && this.relaySessions.has(session)) {
-        serveThroughRequestApi(stream, headers, rawHeaders, onRequest);
+        serveThroughRequestApi(stream, headers, rawHeaders, onRequest, true);
         return;
       }
       stream[SESSION] = session;
@@ -415,7 +415,8 @@ export class SinglePortServer {
         this.ownConnections.delete(connection);
         relay?.close();
       },
-      onProblem: (message, err) => logger.debug({ err }, message),
+      // The client's protocol errors are its own business (debug); a handler that threw is ours (error).
+      onProblem: (message, err) => (err === undefined ? logger.debug(message) : logger.error({ err }, message)),
     });
     // A connection must open its first stream (complete request headers) within headersTimeoutMs.
     const firstStream = setTimeout(() => connection.destroy(), limits.headersTimeoutMs);
@@ -511,8 +512,10 @@ function serveThroughRequestApi(
   headers: http2.IncomingHttpHeaders,
   rawHeaders: string[],
   onRequest: HttpHandler,
+  relayed = false,
 ): void {
   const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+  if (relayed) markRelayed(req);
   const res = new http2.Http2ServerResponse(stream);
   if (headers[":method"] === "CONNECT") {
     res.statusCode = 405;

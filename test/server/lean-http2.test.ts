@@ -78,6 +78,31 @@ describe("lean HTTP/2 connections", () => {
   });
 });
 
+describe("lean HTTP/2 connections with a request gate", () => {
+  let lean: StartedGateway;
+  let node: StartedGateway;
+  beforeAll(async () => {
+    // A call the fast path hands over to connect-node meets the gate on both paths, on either
+    // server (two tokens; it should be one, see the README's known limits). A burst of two lets
+    // that through; a third gate run (the fast path again, on Node's side of the relay) would not.
+    const rateLimit = { enabled: true, requestsPerSecond: 1, burst: 2 };
+    lean = await startGateway({ fastPath: { leanHttp2: true }, security: { rateLimit } });
+    node = await startGateway({ fastPath: { leanHttp2: false }, security: { rateLimit } });
+  });
+  afterAll(async () => {
+    await lean?.close();
+    await node?.close();
+  });
+
+  it("does not offer a relayed call to the fast path again", async () => {
+    const valid = toBinary(GreetRequestSchema, create(GreetRequestSchema, { name: "Ada Lovelace" }));
+    const body = encodeEnvelope(valid.subarray(0, valid.length - 3));
+    const [fromLean, fromNode] = await Promise.all([lean, node].map((gw) => rawGrpcCall(gw.url, "/demo.v1.GreeterService/Greet", body)));
+    expect(fromLean.trailers).toEqual({ "grpc-status": "13", "grpc-message": "parse binary: premature EOF" });
+    expect(fromLean).toEqual(fromNode);
+  });
+});
+
 /** One gRPC call with Node's http2 client: status, headers and trailers without the per-call fields. */
 async function rawGrpcCall(url: string, path: string, body: Buffer): Promise<{ headers: Record<string, unknown>; trailers: Record<string, unknown>; body: string }> {
   const session = http2.connect(url);

@@ -209,7 +209,7 @@ export class Http2ServerConnection implements ServerStreamOwner {
   }
 
   listenerFailed(stream: Http2ServerStream, error: unknown): void {
-    this.options.onProblem?.(`a listener of HTTP/2 stream ${stream.id} threw`, error);
+    this.options.onProblem?.(`HTTP/2 stream ${stream.id} failed in a listener or its trailers`, error);
     if (!stream.closed) this.resetStream(stream, Http2ErrorCode.INTERNAL_ERROR);
   }
 
@@ -576,7 +576,12 @@ export class Http2ServerConnection implements ServerStreamOwner {
         const trailers = stream.pendingTrailers;
         stream.pendingTrailers = undefined;
         stream.sentTrailers = trailers;
-        this.sendHeaders(stream, trailers, true, true);
+        // Encoded only now, perhaps from a socket's drain: trailers it refuses reset their stream.
+        try {
+          this.sendHeaders(stream, trailers, true, true);
+        } catch (error) {
+          this.listenerFailed(stream, error);
+        }
       } else if (stream.waitsForTrailers) {
         if (!stream.trailersAsked) stream.askForTrailers();
       } else if (frames === undefined) {
