@@ -230,3 +230,30 @@ export class HeaderBlockAssembler {
     return Buffer.concat(parts);
   }
 }
+
+/**
+ * A peer's SETTINGS frame, checked (RFC 9113 §6.5): its settings in order, or undefined for an
+ * acknowledgement. Throws the connection error a malformed frame or an out-of-range value is.
+ */
+export function readSettings(flags: number, streamId: number, payload: Buffer): [id: number, value: number][] | undefined {
+  if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream");
+  if ((flags & Flag.ACK) !== 0) {
+    if (payload.length !== 0) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
+    return undefined;
+  }
+  if (payload.length % 6 !== 0) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "SETTINGS of the wrong size");
+  const settings: [number, number][] = [];
+  for (let offset = 0; offset < payload.length; offset += 6) {
+    const id = payload.readUInt16BE(offset);
+    const value = payload.readUInt32BE(offset + 2);
+    if (id === Setting.INITIAL_WINDOW_SIZE && value > MAX_WINDOW_SIZE) {
+      throw new Http2ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE above 2^31-1");
+    }
+    if (id === Setting.MAX_FRAME_SIZE && (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_ALLOWED_FRAME_SIZE)) {
+      throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `MAX_FRAME_SIZE ${value} out of range`);
+    }
+    if (id === Setting.ENABLE_PUSH && value > 1) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "ENABLE_PUSH neither 0 nor 1");
+    settings.push([id, value]);
+  }
+  return settings;
+}

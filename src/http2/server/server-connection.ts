@@ -14,9 +14,9 @@ import {
   FrameType,
   HeaderBlockAssembler,
   headerFrames,
+  readSettings,
   Http2ConnectionError,
   Http2ErrorCode,
-  MAX_ALLOWED_FRAME_SIZE,
   MAX_STREAM_ID,
   MAX_WINDOW_SIZE,
   Setting,
@@ -425,17 +425,10 @@ export class Http2ServerConnection implements ServerStreamOwner {
   }
 
   private onSettingsFrame(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream");
-    if ((flags & Flag.ACK) !== 0) {
-      if (payload.length !== 0) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
-      return;
-    }
-    if (payload.length % 6 !== 0) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "SETTINGS of the wrong size");
-    for (let offset = 0; offset < payload.length; offset += 6) {
-      const id = payload.readUInt16BE(offset);
-      const value = payload.readUInt32BE(offset + 2);
+    const settings = readSettings(flags, streamId, payload);
+    if (settings === undefined) return;
+    for (const [id, value] of settings) {
       if (id === Setting.INITIAL_WINDOW_SIZE) {
-        if (value > MAX_WINDOW_SIZE) throw new Http2ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE above 2^31-1");
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
         for (const stream of this.streams.values()) {
@@ -443,12 +436,7 @@ export class Http2ServerConnection implements ServerStreamOwner {
           if (stream.sendWindow > MAX_WINDOW_SIZE) throw new Http2ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, "a stream's window above 2^31-1");
         }
       } else if (id === Setting.MAX_FRAME_SIZE) {
-        if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_ALLOWED_FRAME_SIZE) {
-          throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `MAX_FRAME_SIZE ${value} out of range`);
-        }
         this.peerMaxFrameSize = value;
-      } else if (id === Setting.ENABLE_PUSH && value > 1) {
-        throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "ENABLE_PUSH neither 0 nor 1");
       }
       // HEADER_TABLE_SIZE: our encoder never indexes. MAX_CONCURRENT_STREAMS: we never push.
       // MAX_HEADER_LIST_SIZE: advice about what the client accepts.

@@ -19,9 +19,9 @@ import {
   FrameType,
   HeaderBlockAssembler,
   headerFrames,
+  readSettings,
   Http2ConnectionError,
   Http2ErrorCode,
-  MAX_ALLOWED_FRAME_SIZE,
   MAX_STREAM_ID,
   MAX_WINDOW_SIZE,
   Setting,
@@ -374,34 +374,22 @@ export class Http2ClientConnection implements StreamOwner {
   }
 
   private onSettingsFrame(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream");
-    if ((flags & Flag.ACK) !== 0) {
-      if (payload.length !== 0) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
-      return;
-    }
-    if (payload.length % 6 !== 0) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "SETTINGS of the wrong size");
+    const settings = readSettings(flags, streamId, payload);
+    if (settings === undefined) return;
     if (!this.receivedSettings) {
       this.receivedSettings = true;
       // Its first SETTINGS names every limit the server sets: an unmentioned stream limit is none.
       this.peerMaxConcurrentStreams = Number.POSITIVE_INFINITY;
     }
-    for (let offset = 0; offset < payload.length; offset += 6) {
-      const id = payload.readUInt16BE(offset);
-      const value = payload.readUInt32BE(offset + 2);
+    for (const [id, value] of settings) {
       if (id === Setting.MAX_CONCURRENT_STREAMS) {
         this.peerMaxConcurrentStreams = value;
       } else if (id === Setting.INITIAL_WINDOW_SIZE) {
-        if (value > MAX_WINDOW_SIZE) throw new Http2ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE above 2^31-1");
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
         for (const stream of this.streams.values()) stream.sendWindow += delta;
       } else if (id === Setting.MAX_FRAME_SIZE) {
-        if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_ALLOWED_FRAME_SIZE) {
-          throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `MAX_FRAME_SIZE ${value} out of range`);
-        }
         this.peerMaxFrameSize = value;
-      } else if (id === Setting.ENABLE_PUSH && value > 1) {
-        throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "ENABLE_PUSH neither 0 nor 1");
       }
       // HEADER_TABLE_SIZE: our encoder never indexes, so any size suits it.
     }
