@@ -1,6 +1,7 @@
 import diagnosticsChannel from "node:diagnostics_channel";
 import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { CONNECTION_SPECIFIC_FIELDS, LOWER_CASE_FIELD_NAME } from "./field-names.js";
 import { findSymbolKey, onCheckedNodeMajor } from "./node-internals.js";
 import { Http2ServerStream } from "./server/server-stream.js";
 
@@ -67,9 +68,9 @@ const STREAM_OPTION_GET_TRAILERS = 0x2;
 const NO_HEADER_FLAGS = "\0";
 
 /** Lower-case HTTP token: the names whose header needs no further check by Node. */
-const PLAIN_HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+const PLAIN_HEADER_NAME = LOWER_CASE_FIELD_NAME;
 /** Names Node refuses (or checks the value of) in HTTP/2: left to Node to refuse. */
-const CONNECTION_SPECIFIC = new Set(["connection", "upgrade", "http2-settings", "keep-alive", "proxy-connection", "transfer-encoding", "te"]);
+const CONNECTION_SPECIFIC = new Set([...CONNECTION_SPECIFIC_FIELDS, "http2-settings", "te"]);
 
 let internals: StreamInternals | null | undefined;
 /** Node 22 tells this channel's subscribers (APM agents) about each response respond() sends: leave those to Node. */

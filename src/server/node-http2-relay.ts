@@ -24,14 +24,14 @@ export class NodeHttp2Relay {
   constructor(private readonly openConnection: () => Duplex) {}
 
   /**
-   * Relay `stream` to Node's server: `headers` as received, `endStream` when they ended the request,
-   * `alreadyRead` the body bytes a handler took before giving the stream up (then `requestEnded`
-   * says whether those were all of them).
+   * Relay `stream` to Node's server, its request as received; `alreadyRead` the body bytes a
+   * handler took before giving the stream up (then `requestEnded` says whether those were all).
    */
-  relay(stream: Http2ServerStream, headers: http2.IncomingHttpHeaders, endStream: boolean, alreadyRead: Buffer[] = [], requestEnded = false): void {
+  relay(stream: Http2ServerStream, alreadyRead: Buffer[] = [], requestEnded = false): void {
+    const endStream = stream.endedWithHeaders;
     let inner: http2.ClientHttp2Stream;
     try {
-      inner = this.currentSession().request({ ...headers }, { endStream: endStream && alreadyRead.length === 0 });
+      inner = this.currentSession().request({ ...stream.requestHeaders }, { endStream: endStream && alreadyRead.length === 0 });
     } catch {
       // The in-memory connection is closing (the gateway drains): the client may retry elsewhere.
       stream.close(Http2ErrorCode.REFUSED_STREAM);

@@ -395,19 +395,21 @@ export class SinglePortServer {
     const { limits, onStream, logger } = this.options;
     let relay: NodeHttp2Relay | undefined;
     const relayOf = () => (relay ??= new NodeHttp2Relay(() => this.openRelayConnection(socket)));
+    // One function for every stream of the connection (a closure per stream would be per-call garbage).
+    const relayLater = (stream: Http2ServerStream, alreadyRead: Buffer[], requestEnded: boolean) => relayOf().relay(stream, alreadyRead, requestEnded);
     const server = this;
     const onOwnStreamClose = function (this: Http2ServerStream) {
       if (this.rstCode !== undefined && this.rstCode !== http2.constants.NGHTTP2_NO_ERROR) server.countStream(connection, true);
     };
     const connection: Http2ServerConnection = new Http2ServerConnection(socket, {
       limits: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListBytes: limits.maxHeaderBytes, idleTimeoutMs: limits.idleTimeoutMs },
-      onStream: (stream, head, endStream) => {
+      onStream: (stream, head) => {
         clearTimeout(firstStream);
         this.countStream(connection, false);
         stream.on("close", onOwnStreamClose);
-        stream.fallback = (alreadyRead, requestEnded) => relayOf().relay(stream, head.headers, endStream, alreadyRead, requestEnded);
+        stream.fallback = relayLater;
         if (onStream?.(stream as unknown as http2.ServerHttp2Stream, head.headers, head.rawHeaders)) return;
-        relayOf().relay(stream, head.headers, endStream);
+        relayOf().relay(stream);
       },
       onClose: () => {
         clearTimeout(firstStream);

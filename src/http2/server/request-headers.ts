@@ -1,4 +1,5 @@
 import * as http2 from "node:http2";
+import { CONNECTION_SPECIFIC_FIELDS, LOWER_CASE_FIELD_NAME } from "../field-names.js";
 import { FIELD_OVERHEAD_BYTES, HpackBlockDecoder } from "../hpack.js";
 
 /** A request's header block as Node's http2 server hands it to a 'stream' listener. */
@@ -25,11 +26,8 @@ const SINGLE_VALUE_NAMES = new Set([
   "upgrade-insecure-requests", "user-agent", "x-content-type-options",
 ]);
 
-/** Connection-specific fields, which HTTP/2 forbids (RFC 9113 §8.2.2); te is allowed as "trailers" only. */
-const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
+const CONNECTION_SPECIFIC = new Set(CONNECTION_SPECIFIC_FIELDS);
 const REQUEST_PSEUDO_HEADERS = new Set([":method", ":scheme", ":authority", ":path"]);
-/** A field name: lower-case token characters only (RFC 9113 §8.2.1, RFC 9110 §5.1). */
-const FIELD_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 /** What a field value may not hold: NUL, CR or LF anywhere, whitespace at either end (RFC 9113 §8.2.1). */
 const INVALID_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
 const INVALID_PSEUDO_VALUE = /[\x00-\x20\x7f]/;
@@ -100,7 +98,7 @@ export class RequestHeaderDecoder {
       return undefined;
     }
     this.sawRegular = true;
-    if (!FIELD_NAME.test(name)) return `invalid field name ${JSON.stringify(name)}`;
+    if (!LOWER_CASE_FIELD_NAME.test(name)) return `invalid field name ${JSON.stringify(name)}`;
     if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
     if (name === "te" && value !== "trailers") return `te other than "trailers"`;
     if (INVALID_VALUE.test(value)) return `invalid value of ${name}`;

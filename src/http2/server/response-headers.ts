@@ -1,5 +1,6 @@
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { CONNECTION_SPECIFIC_FIELDS, LOWER_CASE_FIELD_NAME } from "../field-names.js";
 import { LiteralFieldCache, literalField } from "../hpack.js";
 
 /** Static table entries for :status (RFC 7541 Appendix A), sent as one indexed byte. */
@@ -13,11 +14,10 @@ const INDEXED_STATUS: Record<number, Buffer> = {
   500: Buffer.of(0x80 | 14),
 };
 const STATIC_STATUS_NAME = 8;
-/** What Node accepts as an outgoing field name, and what no value may hold (lib/internal/http2/util.js). */
-const FIELD_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+/** What no outgoing value may hold (lib/internal/http2/util.js). */
 const INVALID_VALUE = /[\0\r\n]/;
-/** Names HTTP/2 forbids, which Node refuses to send (te is allowed as "trailers"). */
-const CONNECTION_SPECIFIC = new Set(["connection", "upgrade", "http2-settings", "keep-alive", "proxy-connection", "transfer-encoding"]);
+/** Names Node refuses to send (te is allowed as "trailers"). */
+const CONNECTION_SPECIFIC = new Set([...CONNECTION_SPECIFIC_FIELDS, "http2-settings"]);
 
 /**
  * Response header blocks and trailers for one connection (stateless HPACK, src/http2/hpack.ts).
@@ -61,13 +61,8 @@ export class ResponseHeaderEncoder {
   }
 
   private field(name: string, value: string): Buffer {
-    const field = this.fields.field(name, value);
-    // Checked on every call, but cheap next to encoding; a cached field passed the same test.
-    if (!FIELD_NAME.test(name) || CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) {
-      throw new ConnectError(`invalid response header name ${JSON.stringify(name)}`, Code.Internal);
-    }
-    if (INVALID_VALUE.test(value)) throw new ConnectError(`invalid value for response header ${name}`, Code.Internal);
-    return field;
+    // Checked only when not cached: a cached field passed the same check.
+    return this.fields.field(name, value, checkField);
   }
 
   private status(value: http2.OutgoingHttpHeaders[string]): Buffer {
@@ -91,6 +86,14 @@ export class ResponseHeaderEncoder {
     }
     return this.dateField;
   }
+}
+
+/** Throws for a field Node's respond() would refuse to send. */
+function checkField(name: string, value: string): void {
+  if (!LOWER_CASE_FIELD_NAME.test(name) || CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) {
+    throw new ConnectError(`invalid response header name ${JSON.stringify(name)}`, Code.Internal);
+  }
+  if (INVALID_VALUE.test(value)) throw new ConnectError(`invalid value for response header ${name}`, Code.Internal);
 }
 
 function push(parts: Buffer[], part: Buffer): number {

@@ -39,8 +39,8 @@ export interface Http2ServerLimits {
 
 export interface Http2ServerConnectionOptions {
   limits: Http2ServerLimits;
-  /** A new request: its stream, its headers, and whether they ended it (END_STREAM, no body). A throw resets the stream with INTERNAL_ERROR. */
-  onStream(stream: Http2ServerStream, head: RequestHead, endStream: boolean): void;
+  /** A new request: its stream and its headers (the stream knows whether they ended it). A throw resets the stream with INTERNAL_ERROR. */
+  onStream(stream: Http2ServerStream, head: RequestHead): void;
   /** The connection ended (every stream closed); called once. */
   onClose?(): void;
   /** A problem worth a log line: the client broke the protocol, or a handler threw. */
@@ -388,9 +388,11 @@ export class Http2ServerConnection implements ServerStreamOwner {
       stream.expectedBytes = Number(contentLength);
       if (ends && stream.expectedBytes !== 0) return this.refuse(streamId, Http2ErrorCode.PROTOCOL_ERROR, "request body length differs from content-length");
     }
+    stream.requestHeaders = head.headers;
+    stream.endedWithHeaders = ends;
     this.streams.set(streamId, stream);
     try {
-      this.options.onStream(stream, head, ends);
+      this.options.onStream(stream, head);
     } catch (error) {
       this.options.onProblem?.("a stream handler threw", error);
       this.resetStream(stream, Http2ErrorCode.INTERNAL_ERROR);

@@ -66,7 +66,10 @@ export class Http2ServerStream extends EventEmitter {
    * Serve the stream elsewhere after a handler read part of its body (`alreadyRead`; `requestEnded`
    * when that was all of it): set by the server that owns the stream.
    */
-  fallback: ((alreadyRead: Buffer[], requestEnded: boolean) => void) | undefined;
+  fallback: ((stream: Http2ServerStream, alreadyRead: Buffer[], requestEnded: boolean) => void) | undefined;
+  /** The request's headers, and whether they ended it (END_STREAM, no body): what a fallback re-sends. */
+  requestHeaders: http2.IncomingHttpHeaders | undefined;
+  endedWithHeaders = false;
   /** Request bytes counted against content-length, and the length announced (-1: none). */
   receivedBytes = 0;
   expectedBytes = -1;

@@ -96,7 +96,7 @@ export class Http2Call extends FastCall {
     // A stream of the own HTTP/2 server goes to Node's server whole, by the relay it was given.
     const fallback = (this.stream as unknown as Partial<Http2ServerStream>).fallback;
     if (fallback !== undefined) {
-      fallback(this.chunks, requestEnded);
+      fallback(this.stream as unknown as Http2ServerStream, this.chunks, requestEnded);
       return;
     }
     // connect-node works on Node's request API: wrap the stream the way Node's own server would.
