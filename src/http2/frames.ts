@@ -125,7 +125,11 @@ export type FrameHandler = (type: number, flags: number, streamId: number, paylo
  * frame spans chunks; a frame longer than `maxFrameSize` is a FRAME_SIZE_ERROR.
  */
 export class FrameReader {
-  private pending: Buffer | undefined;
+  /** Bytes of an incomplete frame, as received: joined once the frame is whole, so a frame sent a byte at a time costs linear copying. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** The size of the frame being collected (header included), once its header is in. */
+  private pendingFrameBytes = 0;
 
   constructor(
     private readonly maxFrameSize: number,
@@ -134,16 +138,28 @@ export class FrameReader {
 
   /** Feed received bytes; calls the handler for every complete frame, in order. */
   push(chunk: Buffer): void {
-    const data = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
-    this.pending = undefined;
+    let data = chunk;
+    if (this.pendingBytes > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingFrameBytes === 0) {
+        if (this.pendingBytes < FRAME_HEADER_BYTES) return;
+        this.pendingFrameBytes = FRAME_HEADER_BYTES + this.checkedLength(this.pendingByte(0), this.pendingByte(1), this.pendingByte(2));
+      }
+      if (this.pendingBytes < this.pendingFrameBytes) return;
+      data = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.pendingFrameBytes = 0;
+    }
     let offset = 0;
     while (data.length - offset >= FRAME_HEADER_BYTES) {
-      const length = (data[offset] << 16) | (data[offset + 1] << 8) | data[offset + 2];
-      if (length > this.maxFrameSize) {
-        throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds the ${this.maxFrameSize} announced`);
-      }
+      const length = this.checkedLength(data[offset], data[offset + 1], data[offset + 2]);
       const end = offset + FRAME_HEADER_BYTES + length;
-      if (end > data.length) break;
+      if (end > data.length) {
+        this.pendingFrameBytes = end - offset;
+        break;
+      }
       const type = data[offset + 3];
       const flags = data[offset + 4];
       const streamId = data.readUInt32BE(offset + 5) & MAX_STREAM_ID;
@@ -151,7 +167,27 @@ export class FrameReader {
       offset = end;
       this.onFrame(type, flags, streamId, payload);
     }
-    if (offset < data.length) this.pending = data.subarray(offset);
+    if (offset < data.length) {
+      this.pending.push(data.subarray(offset));
+      this.pendingBytes = data.length - offset;
+    }
+  }
+
+  private checkedLength(b0: number, b1: number, b2: number): number {
+    const length = (b0 << 16) | (b1 << 8) | b2;
+    if (length > this.maxFrameSize) {
+      throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds the ${this.maxFrameSize} announced`);
+    }
+    return length;
+  }
+
+  /** Byte `index` of the pending bytes (only the first few are asked for: the frame header's). */
+  private pendingByte(index: number): number {
+    for (const part of this.pending) {
+      if (index < part.length) return part[index];
+      index -= part.length;
+    }
+    return 0;
   }
 }
 

@@ -120,13 +120,13 @@ export class LiteralFieldCache {
   private readonly fields = new Map<string, Map<string, Buffer>>();
   private cachedFields = 0;
 
-  /** The encoded field `name: value` (a lower-case name, latin1 text); `check` runs (and may throw) only for a field not cached. */
+  /** The encoded field `name: value` (the name lower-cased, as HTTP/2 wants it; latin1 text); `check` runs (and may throw) only for a field not cached. */
   field(name: string, value: string, check?: (name: string, value: string) => void): Buffer {
     let byValue = this.fields.get(name);
     const cached = byValue?.get(value);
     if (cached !== undefined) return cached;
     check?.(name, value);
-    const field = literalField(0, name, value);
+    const field = literalField(0, name.toLowerCase(), value);
     if (value.length <= MAX_CACHED_VALUE_LENGTH) {
       if (this.cachedFields >= MAX_CACHED_FIELDS) {
         this.fields.clear();

@@ -89,7 +89,9 @@ export class ResponseHeaderEncoder {
 }
 
 /** Throws for a field Node's respond() would refuse to send. */
-function checkField(name: string, value: string): void {
+function checkField(givenName: string, value: string): void {
+  // Node lower-cases names before it checks and sends them; so does the encoder.
+  const name = givenName.toLowerCase();
   if (!LOWER_CASE_FIELD_NAME.test(name) || CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) {
     throw new ConnectError(`invalid response header name ${JSON.stringify(name)}`, Code.Internal);
   }

@@ -325,7 +325,13 @@ export class Http2ServerConnection implements ServerStreamOwner {
     if (stream.expectedBytes >= 0 && (stream.receivedBytes > stream.expectedBytes || (ends && stream.receivedBytes !== stream.expectedBytes))) {
       return this.resetWithError(stream, Http2ErrorCode.PROTOCOL_ERROR, "request body length differs from content-length");
     }
-    if (data.length > 0) stream.receiveData(data);
+    if (data.length > 0) {
+      try {
+        stream.receiveData(data);
+      } catch (error) {
+        return this.listenerFailed(stream, error);
+      }
+    }
     if (ends) this.endedRemotely(stream);
   }
 
@@ -368,7 +374,11 @@ export class Http2ServerConnection implements ServerStreamOwner {
       if (stream.expectedBytes >= 0 && stream.receivedBytes !== stream.expectedBytes) {
         return this.resetWithError(stream, Http2ErrorCode.PROTOCOL_ERROR, "request body length differs from content-length");
       }
-      stream.receiveTrailers(trailers.headers);
+      try {
+        stream.receiveTrailers(trailers.headers);
+      } catch (error) {
+        return this.listenerFailed(stream, error);
+      }
       this.endedRemotely(stream);
       return;
     }
@@ -498,7 +508,12 @@ export class Http2ServerConnection implements ServerStreamOwner {
 
   private endedRemotely(stream: Http2ServerStream): void {
     if (stream.closed) return;
-    stream.receiveEnd();
+    try {
+      stream.receiveEnd();
+    } catch (error) {
+      // A listener of this stream threw while the connection read a frame: only its stream pays.
+      return this.listenerFailed(stream, error);
+    }
     if (stream.localEnded && !stream.closed) this.forget(stream, undefined, false);
   }
 
@@ -510,7 +525,7 @@ export class Http2ServerConnection implements ServerStreamOwner {
       return;
     }
     // Answered before the upload ended: the rest is discarded after a grace period (RFC 9113 §8.1).
-    setTimeout(closeStillUploading, EARLY_ANSWER_UPLOAD_GRACE_MS, this, stream).unref();
+    stream.uploadGrace = setTimeout(closeStillUploading, EARLY_ANSWER_UPLOAD_GRACE_MS, this, stream).unref();
   }
 
   /** Take the stream out of the connection; it emits (aborted and) close on the next tick. */
@@ -518,6 +533,7 @@ export class Http2ServerConnection implements ServerStreamOwner {
     if (stream.closed) return;
     this.streams.delete(stream.id);
     this.blocked.delete(stream);
+    if (stream.uploadGrace !== undefined) clearTimeout(stream.uploadGrace);
     stream.markClosed(code, aborted);
     if (this.streams.size === 0 && (this.goawaySent || this.peerGoaway)) this.close();
   }

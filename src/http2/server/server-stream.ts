@@ -70,6 +70,8 @@ export class Http2ServerStream extends EventEmitter {
   /** The request's headers, and whether they ended it (END_STREAM, no body): what a fallback re-sends. */
   requestHeaders: http2.IncomingHttpHeaders | undefined;
   endedWithHeaders = false;
+  /** Closes the stream if the client keeps uploading after the response ended (set by the connection). */
+  uploadGrace: NodeJS.Timeout | undefined = undefined;
   /** Request bytes counted against content-length, and the length announced (-1: none). */
   receivedBytes = 0;
   expectedBytes = -1;
@@ -169,8 +171,12 @@ export class Http2ServerStream extends EventEmitter {
 
   /** Queue response body bytes; false once more than Node's high-water mark waits (then wait for `drain`). */
   write(chunk: Uint8Array | string): boolean {
-    if (this.writableEnded) throw streamError("ERR_STREAM_WRITE_AFTER_END", "write after end");
     if (this.closed) return false;
+    if (this.writableEnded) {
+      // As a Node stream does: the stream is destroyed with the error, not the caller's stack unwound.
+      this.destroy(streamError("ERR_STREAM_WRITE_AFTER_END", "write after end"));
+      return false;
+    }
     if (!this.headersSent) this.respond();
     this.enqueue(chunk);
     this.owner.flush(this);
@@ -258,8 +264,13 @@ export class Http2ServerStream extends EventEmitter {
 
   /** From the connection: request data arrived. */
   receiveData(chunk: Buffer): void {
-    if (!this.flowing || this.paused || this.held !== undefined || this.flushScheduled) (this.held ??= []).push(chunk);
-    else this.deliver(chunk);
+    if (!this.flowing || this.paused || this.held !== undefined || this.flushScheduled) {
+      // The chunk is a view into the socket's read: a small one held by a paused stream would keep
+      // the whole read (up to 64 KiB) alive, so it is copied.
+      (this.held ??= []).push(chunk.length * 4 < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk);
+    } else {
+      this.deliver(chunk);
+    }
   }
 
   /** From the connection: the request's trailers arrived (END_STREAM follows at once). */

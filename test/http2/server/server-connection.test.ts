@@ -57,6 +57,19 @@ function route(stream: Http2ServerStream, head: RequestHead): void {
     stream.end("body");
     return;
   }
+  if (path === "/upper-case-names") {
+    // Node lower-cases names before sending them; a handler (or an upstream's trailers) may not.
+    stream.respond({ ":status": 200, "X-Upper": "v" }, { waitForTrailers: true });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "Grpc-Status": "0" }));
+    stream.end("body");
+    return;
+  }
+  if (path === "/throwing-data-listener") {
+    stream.on("data", () => {
+      throw new Error("a handler's bug while reading");
+    });
+    return;
+  }
   if (path.startsWith("/big")) {
     const bytes = Number(new URL(path, "http://x").searchParams.get("bytes"));
     stream.respond({ ":status": 200, "content-type": "application/octet-stream" });
@@ -228,6 +241,34 @@ describe("Http2ServerConnection with real clients", () => {
       expect(server.problems.some((p) => p.includes("failed in a listener"))).toBe(true);
       const answer = await request(session, { ":method": "POST", ":path": "/echo" }, Buffer.from("still here"));
       expect(answer.body.toString()).toBe("still here");
+    } finally {
+      session.close();
+    }
+  });
+
+  it("resets only the stream whose data listener throws while the connection reads its frames", async () => {
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/throwing-data-listener" });
+      stream.on("error", () => {});
+      stream.end(Buffer.from("some body"));
+      stream.resume();
+      await new Promise<void>((resolve) => stream.on("close", resolve));
+      expect(stream.rstCode).toBe(Http2ErrorCode.INTERNAL_ERROR);
+      const answer = await request(session, { ":method": "POST", ":path": "/echo" }, Buffer.from("still here"));
+      expect(answer.body.toString()).toBe("still here");
+    } finally {
+      session.close();
+    }
+  });
+
+  it("sends upper-case header and trailer names lower-cased, as Node's respond() does", async () => {
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    try {
+      const answer = await request(session, { ":path": "/upper-case-names" });
+      expect(answer.headers["x-upper"]).toBe("v");
+      expect(answer.trailers["grpc-status"]).toBe("0");
+      expect(answer.body.toString()).toBe("body");
     } finally {
       session.close();
     }
