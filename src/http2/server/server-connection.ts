@@ -54,6 +54,8 @@ const STREAM_RECEIVE_WINDOW = DEFAULT_WINDOW_SIZE;
 const CONNECTION_RECEIVE_WINDOW = 16 * 1024 * 1024;
 /** Response data is only framed while the socket holds less than this, so a client that stops reading stalls its own streams. */
 const SOCKET_HIGH_WATER_BYTES = 64 * 1024;
+/** DATA payloads smaller than this are copied behind their frame header (one socket write); larger ones are written as they are. */
+const COPIED_PAYLOAD_BYTES = 4 * 1024;
 /** Output waiting in the socket past which the client's further requests are not read until it drains. */
 const MAX_UNREAD_OUTPUT_BYTES = 1024 * 1024;
 /** Frames we owe the client (ACKs, resets) while it is not reading; more is a flood (nghttp2's limit: 1,000). */
@@ -547,10 +549,9 @@ export class Http2ServerConnection implements ServerStreamOwner {
   /** Send what the windows and the socket allow of the stream's queued body, and its end when due. */
   private sendBody(stream: Http2ServerStream): void {
     const queue = stream.queue;
-    let frames: Buffer[] | undefined;
-    let bytes = 0;
+    let sentData = false;
     while (queue.length > 0) {
-      if (this.socket.writableLength + bytes >= SOCKET_HIGH_WATER_BYTES) break;
+      if (this.socket.writableLength >= SOCKET_HIGH_WATER_BYTES) break;
       const chunk = queue[0];
       const size = Math.min(chunk.length, this.peerMaxFrameSize, stream.sendWindow, this.connectionSendWindow);
       if (size <= 0) break;
@@ -561,16 +562,22 @@ export class Http2ServerConnection implements ServerStreamOwner {
       stream.sendWindow -= size;
       this.connectionSendWindow -= size;
       const last = queue.length === 0 && stream.writableEnded && !stream.waitsForTrailers;
-      const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size);
-      writeFrameHeader(frame, 0, size, FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id);
-      part.copy(frame, FRAME_HEADER_BYTES);
-      (frames ??= []).push(frame);
-      bytes += frame.length;
+      if (size < COPIED_PAYLOAD_BYTES) {
+        const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size);
+        writeFrameHeader(frame, 0, size, FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id);
+        part.copy(frame, FRAME_HEADER_BYTES);
+        this.write(frame);
+      } else {
+        // A large payload is not copied: its frame header and the payload itself go to the
+        // corked socket, which hands both to one writev.
+        const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+        writeFrameHeader(header, 0, size, FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id);
+        this.write(header);
+        this.write(part);
+      }
+      sentData = true;
     }
-    if (frames !== undefined) {
-      this.lastActiveAt = Date.now();
-      this.write(frames.length === 1 ? frames[0] : Buffer.concat(frames, bytes));
-    }
+    if (sentData) this.lastActiveAt = Date.now();
     if (queue.length > 0) {
       this.blocked.add(stream);
       stream.drained();
@@ -590,7 +597,7 @@ export class Http2ServerConnection implements ServerStreamOwner {
         }
       } else if (stream.waitsForTrailers) {
         if (!stream.trailersAsked) stream.askForTrailers();
-      } else if (frames === undefined) {
+      } else if (!sentData) {
         this.write(encodeFrame(FrameType.DATA, Flag.END_STREAM, stream.id));
         this.endedLocally(stream);
       } else {
