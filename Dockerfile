@@ -70,4 +70,8 @@ EXPOSE 8080
 # on a 2-core host against collecting everything on the main thread: CPU per call at saturation
 # within noise (median +1 %), and shorter pauses (README "How it works", "Young collections on
 # the main thread only").
-CMD ["--no-incremental-marking", "--no-parallel-scavenge", "--expose-gc", "dist/src/main.js"]
+# --no-allocation-site-pretenuring: V8 otherwise decides after a few young collections that the
+# objects of about 30 allocation sites of a call (its stream, headers, request id) live long, and
+# allocates them in the old generation from then on: 1.3 KB of old generation per answered call
+# instead of 0.36 KB, and more full collections (README "How it works", "Lean HTTP/2 connections").
+CMD ["--no-incremental-marking", "--no-parallel-scavenge", "--no-allocation-site-pretenuring", "--expose-gc", "dist/src/main.js"]

@@ -110,7 +110,7 @@ export function spawnNode(script: string, args: string[], options: SpawnOptions 
  * The node flags the gateway ships with: the Dockerfile's CMD and `npm start` run it with these
  * (test/k8s/dockerfile.test.ts checks the three agree), so the benchmark measures it the same way.
  */
-export const GATEWAY_NODE_FLAGS: readonly string[] = ["--no-incremental-marking", "--no-parallel-scavenge", "--expose-gc"];
+export const GATEWAY_NODE_FLAGS: readonly string[] = ["--no-incremental-marking", "--no-parallel-scavenge", "--no-allocation-site-pretenuring", "--expose-gc"];
 
 /**
  * The memory allocator the gateway's image preloads in place of glibc's malloc (the Dockerfile's

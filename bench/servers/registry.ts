@@ -510,8 +510,8 @@ const nodeHttp2GrpcSpec: ServerSpec = {
   },
 };
 
-/** The node flag the own HTTP/2 server wants beside the shipped ones (README, "Lean HTTP/2 connections"). */
-const LEAN_HTTP2_NODE_FLAGS = ["--no-allocation-site-pretenuring"];
+/** V8's default, which the gateway's shipped flags turn off: how the gateway ran before its own HTTP/2 server was the default. */
+const WITH_PRETENURING = ["--allocation-site-pretenuring"];
 
 /** Every server, in the order rows are printed. Ratios are taken against PEERS. */
 export const SERVERS: readonly ServerSpec[] = [
@@ -530,16 +530,18 @@ export const SERVERS: readonly ServerSpec[] = [
   gatewaySpec("gateway-nofast", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_FAST_PATH: "false" }, "connect-gateway, GATEWAY_FAST_PATH=false, log silent (every call through connect-node)"),
   // Opt-in (--servers=...): the fast path on, HTTP/1.1 through node:http's request and response objects.
   gatewaySpec("gateway-nolean", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_LEAN_HTTP1: "false" }, "connect-gateway, GATEWAY_LEAN_HTTP1=false, log silent (HTTP/1.1 calls through node:http's request API)"),
-  // Opt-in (--servers=...): cleartext HTTP/2 served by the gateway's own HTTP/2 server (src/http2/server/).
+  // Opt-in (--servers=...): cleartext HTTP/2 served by Node's http2 server instead of the gateway's own (src/http2/server/).
+  gatewaySpec("gateway-node-h2", { GATEWAY_LOG_LEVEL: "silent", GATEWAY_LEAN_HTTP2: "false" }, "connect-gateway, GATEWAY_LEAN_HTTP2=false (HTTP/2 on Node's http2 server), log silent"),
+  // Opt-in (--servers=...): the same with V8's allocation-site pretenuring back on, as the gateway shipped until 2026-12-07.
   gatewaySpec(
-    "gateway-lean-h2",
-    { GATEWAY_LOG_LEVEL: "silent", GATEWAY_LEAN_HTTP2: "true" },
-    "connect-gateway, GATEWAY_LEAN_HTTP2=true and node's --no-allocation-site-pretenuring (its own HTTP/2 server instead of Node's), log silent",
-    LEAN_HTTP2_NODE_FLAGS,
+    "gateway-node-h2-pretenuring",
+    { GATEWAY_LOG_LEVEL: "silent", GATEWAY_LEAN_HTTP2: "false" },
+    "connect-gateway, GATEWAY_LEAN_HTTP2=false and node's --allocation-site-pretenuring (Node's http2 server, V8's default pretenuring: as shipped until 2026-12-07), log silent",
+    WITH_PRETENURING,
   ),
   // The proxy cases (cases.ts names them): the upstream directly, and through the gateway.
   echoUpstreamSpec,
-  gatewayProxySpec("gateway-proxy", { passthrough: true }, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten) on the gateway's own HTTP/2 client, log silent"),
+  gatewayProxySpec("gateway-proxy", { passthrough: true }, "connect-gateway → echo-upstream, gRPC pass-through (frames relayed, headers rewritten) between the gateway's own HTTP/2 server and client, log silent"),
   // Floor of the proxy cases: what a forwarder on node:http2 alone reaches to the same upstream.
   nodeHttp2ProxySpec,
   // Native reference of the proxy cases: what nghttpx reaches forwarding to the same upstream.
@@ -548,13 +550,12 @@ export const SERVERS: readonly ServerSpec[] = [
   gatewayProxySpec("gateway-proxy-transcoded", { passthrough: false }, "connect-gateway → echo-upstream, pass-through off (decoded and re-encoded), log silent"),
   // Opt-in (--servers=...): the pass-through on Node's http2 client, as before the gateway had its own.
   gatewayProxySpec("gateway-proxy-node-client", { passthrough: true, passthroughClient: "node" }, "connect-gateway → echo-upstream, gRPC pass-through on Node's http2 client (connection.passthroughClient: node), log silent"),
-  // Opt-in (--servers=...): the pass-through with the gateway's own HTTP/2 server facing the clients.
+  // Opt-in (--servers=...): the pass-through with Node's http2 server facing the clients instead of the gateway's own.
   gatewayProxySpec(
-    "gateway-proxy-lean-h2",
+    "gateway-proxy-node-h2",
     { passthrough: true },
-    "connect-gateway → echo-upstream, gRPC pass-through, GATEWAY_LEAN_HTTP2=true and --no-allocation-site-pretenuring (its own HTTP/2 server facing the clients), log silent",
-    { GATEWAY_LEAN_HTTP2: "true" },
-    LEAN_HTTP2_NODE_FLAGS,
+    "connect-gateway → echo-upstream, gRPC pass-through, GATEWAY_LEAN_HTTP2=false (Node's http2 server facing the clients), log silent",
+    { GATEWAY_LEAN_HTTP2: "false" },
   ),
 ];
 

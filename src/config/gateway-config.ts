@@ -39,9 +39,10 @@ export const gatewayConfigSchema = z
         /**
          * Serve cleartext HTTP/2 with the gateway's own HTTP/2 server instead of Node's
          * (src/http2/server/); streams the fast path does not take are relayed in-process to
-         * Node's server. TLS connections stay with Node's server.
+         * Node's server. TLS connections stay with Node's server. Wants node's
+         * --no-allocation-site-pretenuring, which npm start and the image pass.
          */
-        leanHttp2: z.boolean().default(false),
+        leanHttp2: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

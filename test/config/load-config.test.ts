@@ -43,7 +43,7 @@ describe("loadConfig", () => {
       maxConnectionAgeGraceMs: 30_000,
       maxTimeoutMs: 0,
     });
-    expect(config.fastPath).toEqual({ enabled: true, leanHttp1: true, leanHttp2: false });
+    expect(config.fastPath).toEqual({ enabled: true, leanHttp1: true, leanHttp2: true });
     expect(config.shutdown.graceMs).toBe(20_000);
     expect(config.log.level).toBe("info");
     expect(config.gcPacing.stepMb).toBe(8);
