@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   if (config.fastPath.enabled && config.fastPath.leanHttp2 && !process.execArgv.includes(NO_PRETENURING_FLAG)) {
     logger.warn(
       { flag: NO_PRETENURING_FLAG },
-      "fastPath.leanHttp2 is on but node runs without the flag: V8 may allocate per-call objects in the old generation, with more full collections (README, \"Lean HTTP/2 connections\")",
+      "node runs without the flag that the own HTTP/2 server (fastPath.leanHttp2, on by default) wants: V8 may allocate per-call objects in the old generation, with more full collections (npm start and the image pass it; README, \"Lean HTTP/2 connections\")",
     );
   }
   const gateway = createGateway(config, logger);

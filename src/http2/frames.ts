@@ -125,11 +125,16 @@ export type FrameHandler = (type: number, flags: number, streamId: number, paylo
  * frame spans chunks; a frame longer than `maxFrameSize` is a FRAME_SIZE_ERROR.
  */
 export class FrameReader {
-  /** Bytes of an incomplete frame, as received: joined once the frame is whole, so a frame sent a byte at a time costs linear copying. */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** The size of the frame being collected (header included), once its header is in. */
-  private pendingFrameBytes = 0;
+  /** The first bytes of a frame header that arrived without the rest. */
+  private readonly header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  private headerBytes = 0;
+  /**
+   * A frame whose header is in and whose payload is not: allocated at its full size once its
+   * header is read, and filled as bytes arrive, so a frame sent a byte at a time costs one buffer
+   * and linear copying.
+   */
+  private partial: Buffer | undefined;
+  private partialBytes = 0;
 
   constructor(
     private readonly maxFrameSize: number,
@@ -138,56 +143,57 @@ export class FrameReader {
 
   /** Feed received bytes; calls the handler for every complete frame, in order. */
   push(chunk: Buffer): void {
-    let data = chunk;
-    if (this.pendingBytes > 0) {
-      this.pending.push(chunk);
-      this.pendingBytes += chunk.length;
-      if (this.pendingFrameBytes === 0) {
-        if (this.pendingBytes < FRAME_HEADER_BYTES) return;
-        this.pendingFrameBytes = FRAME_HEADER_BYTES + this.checkedLength(this.pendingByte(0), this.pendingByte(1), this.pendingByte(2));
-      }
-      if (this.pendingBytes < this.pendingFrameBytes) return;
-      data = Buffer.concat(this.pending, this.pendingBytes);
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.pendingFrameBytes = 0;
-    }
     let offset = 0;
-    while (data.length - offset >= FRAME_HEADER_BYTES) {
-      const length = this.checkedLength(data[offset], data[offset + 1], data[offset + 2]);
+    if (this.headerBytes > 0 || this.partial !== undefined) {
+      offset = this.fill(chunk, 0);
+      if (offset === chunk.length) return;
+    }
+    while (chunk.length - offset >= FRAME_HEADER_BYTES) {
+      const length = this.checkedLength(chunk, offset);
       const end = offset + FRAME_HEADER_BYTES + length;
-      if (end > data.length) {
-        this.pendingFrameBytes = end - offset;
-        break;
-      }
-      const type = data[offset + 3];
-      const flags = data[offset + 4];
-      const streamId = data.readUInt32BE(offset + 5) & MAX_STREAM_ID;
-      const payload = data.subarray(offset + FRAME_HEADER_BYTES, end);
+      if (end > chunk.length) break;
+      this.deliver(chunk, offset, end);
       offset = end;
-      this.onFrame(type, flags, streamId, payload);
     }
-    if (offset < data.length) {
-      this.pending.push(data.subarray(offset));
-      this.pendingBytes = data.length - offset;
-    }
+    if (offset < chunk.length) this.fill(chunk, offset);
   }
 
-  private checkedLength(b0: number, b1: number, b2: number): number {
-    const length = (b0 << 16) | (b1 << 8) | b2;
+  /** Add bytes of `chunk` from `offset` to the incomplete frame; the frame goes out once whole. Returns where its bytes end in `chunk`. */
+  private fill(chunk: Buffer, offset: number): number {
+    if (this.partial === undefined) {
+      const taken = Math.min(FRAME_HEADER_BYTES - this.headerBytes, chunk.length - offset);
+      chunk.copy(this.header, this.headerBytes, offset, offset + taken);
+      this.headerBytes += taken;
+      offset += taken;
+      if (this.headerBytes < FRAME_HEADER_BYTES) return offset;
+      this.headerBytes = 0;
+      this.partial = Buffer.allocUnsafe(FRAME_HEADER_BYTES + this.checkedLength(this.header, 0));
+      this.header.copy(this.partial, 0);
+      this.partialBytes = FRAME_HEADER_BYTES;
+    }
+    const frame = this.partial;
+    const taken = Math.min(frame.length - this.partialBytes, chunk.length - offset);
+    chunk.copy(frame, this.partialBytes, offset, offset + taken);
+    this.partialBytes += taken;
+    offset += taken;
+    if (this.partialBytes === frame.length) {
+      this.partial = undefined;
+      this.deliver(frame, 0, frame.length);
+    }
+    return offset;
+  }
+
+  private deliver(bytes: Buffer, start: number, end: number): void {
+    const streamId = bytes.readUInt32BE(start + 5) & MAX_STREAM_ID;
+    this.onFrame(bytes[start + 3], bytes[start + 4], streamId, bytes.subarray(start + FRAME_HEADER_BYTES, end));
+  }
+
+  private checkedLength(bytes: Buffer, start: number): number {
+    const length = (bytes[start] << 16) | (bytes[start + 1] << 8) | bytes[start + 2];
     if (length > this.maxFrameSize) {
       throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds the ${this.maxFrameSize} announced`);
     }
     return length;
-  }
-
-  /** Byte `index` of the pending bytes (only the first few are asked for: the frame header's). */
-  private pendingByte(index: number): number {
-    for (const part of this.pending) {
-      if (index < part.length) return part[index];
-      index -= part.length;
-    }
-    return 0;
   }
 }
 

@@ -35,15 +35,29 @@ describe("FrameReader", () => {
     }
   });
 
-  it("joins a frame sent a byte at a time once, not with every byte (no quadratic copying)", () => {
+  it("collects a frame sent a byte at a time in one buffer of its size, not by joining the bytes again with every read", () => {
     const payload = Buffer.alloc(16_000, 5);
     const bytes = encodeFrame(FrameType.DATA, 0, 1, payload);
-    const { reader, frames } = collect();
+    const frames: Buffer[] = [];
+    const reader = new FrameReader(16_384, (_type, _flags, _streamId, framePayload) => frames.push(framePayload));
     const concat = vi.spyOn(Buffer, "concat");
+    const allocations = vi.spyOn(Buffer, "allocUnsafe");
     for (let i = 0; i < bytes.length; i++) reader.push(bytes.subarray(i, i + 1));
     expect(frames).toHaveLength(1);
-    expect(frames[0].payload.equals(payload)).toBe(true);
-    expect(concat.mock.calls.length).toBeLessThanOrEqual(1);
+    expect(frames[0].equals(payload)).toBe(true);
+    expect(concat).not.toHaveBeenCalled();
+    expect(allocations.mock.calls).toEqual([[bytes.length]]);
+    // The frame's payload is its own buffer, not a view that keeps a client's reads alive.
+    expect(frames[0].buffer.byteLength).toBeLessThanOrEqual(bytes.length + 8192);
+  });
+
+  it("reads the frames after an incomplete one from the same read in place", () => {
+    const first = encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(100, 1));
+    const rest = Buffer.concat([encodeFrame(FrameType.DATA, 0, 3, Buffer.alloc(50, 2)), encodeFrame(FrameType.DATA, Flag.END_STREAM, 5, Buffer.alloc(20, 3))]);
+    const { reader, frames } = collect();
+    reader.push(first.subarray(0, 4));
+    reader.push(Buffer.concat([first.subarray(4), rest]));
+    expect(frames.map((f) => [f.streamId, f.payload.length, f.flags])).toEqual([[1, 100, 0], [3, 50, 0], [5, 20, Flag.END_STREAM]]);
   });
 
   it("refuses a frame longer than announced as soon as its header is in", () => {

@@ -13,8 +13,8 @@ import { startGateway, type StartedGateway } from "../support/start-gateway.js";
 /*
  * fastPath.leanHttp2: cleartext HTTP/2 on the gateway's own HTTP/2 server. The hot calls are served
  * on its streams, everything else is relayed in-process to Node's http2 server; a client must not
- * be able to tell which server answered. (The "lean-http2" vitest project also runs the end-to-end
- * suites this way.)
+ * be able to tell which server answered. (It is the default: every suite runs on it, and the
+ * "node-http2" vitest project runs the end-to-end suites again on Node's server.)
  */
 
 describe("lean HTTP/2 connections", () => {

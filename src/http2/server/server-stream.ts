@@ -169,12 +169,17 @@ export class Http2ServerStream extends EventEmitter {
     if (endStream) this.writableEnded = true;
   }
 
-  /** Queue response body bytes; false once more than Node's high-water mark waits (then wait for `drain`). */
+  /**
+   * Queue response body bytes; false once more than Node's high-water mark waits (then wait for
+   * `drain`). As with Node's streams, the bytes are not copied: the caller must not change them
+   * after writing.
+   */
   write(chunk: Uint8Array | string): boolean {
     if (this.closed) return false;
     if (this.writableEnded) {
-      // As a Node stream does: the stream is destroyed with the error, not the caller's stack unwound.
-      this.destroy(streamError("ERR_STREAM_WRITE_AFTER_END", "write after end"));
+      // As Node's stream does (it does not destroy itself): `error` on the next tick, and the
+      // response already ended still goes out.
+      process.nextTick(emitWriteAfterEnd, this);
       return false;
     }
     if (!this.headersSent) this.respond();
@@ -351,6 +356,10 @@ function flushHeld(stream: Http2ServerStream): void {
   } catch (error) {
     stream.listenerFailed(error);
   }
+}
+
+function emitWriteAfterEnd(stream: Http2ServerStream): void {
+  if (stream.listenerCount("error") > 0) stream.emit("error", streamError("ERR_STREAM_WRITE_AFTER_END", "write after end"));
 }
 
 function emitWantTrailers(stream: Http2ServerStream): void {

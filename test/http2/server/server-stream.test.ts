@@ -41,7 +41,7 @@ describe("Http2ServerStream", () => {
     expect(owner.consumedBytes).toBe(50_010);
   });
 
-  it("resets the stream on write() after end() instead of throwing into the handler", () => {
+  it("answers write() after end() as Node's stream does: false, and an error on the next tick, the ended response left alone", async () => {
     const owner = recordingOwner();
     const stream = new Http2ServerStream(owner, 1, 65_535, 65_535);
     const errors: unknown[] = [];
@@ -50,7 +50,10 @@ describe("Http2ServerStream", () => {
     let written: boolean | undefined;
     expect(() => (written = stream.write("more"))).not.toThrow();
     expect(written).toBe(false);
-    expect(owner.resets).toEqual([Http2ErrorCode.INTERNAL_ERROR]);
+    expect(errors).toEqual([]);
+    await new Promise((resolve) => process.nextTick(resolve));
     expect(String(errors[0])).toContain("ERR_STREAM_WRITE_AFTER_END");
+    expect(owner.resets).toEqual([]);
+    expect(stream.queue.map((chunk) => chunk.toString())).toEqual(["body"]);
   });
 });
