@@ -359,7 +359,12 @@ function flushHeld(stream: Http2ServerStream): void {
 }
 
 function emitWriteAfterEnd(stream: Http2ServerStream): void {
-  if (stream.listenerCount("error") > 0) stream.emit("error", streamError("ERR_STREAM_WRITE_AFTER_END", "write after end"));
+  if (stream.listenerCount("error") === 0) return;
+  try {
+    stream.emit("error", streamError("ERR_STREAM_WRITE_AFTER_END", "write after end"));
+  } catch (error) {
+    stream.listenerFailed(error);
+  }
 }
 
 function emitWantTrailers(stream: Http2ServerStream): void {
