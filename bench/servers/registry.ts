@@ -409,32 +409,45 @@ const nghttpxProxySpec: ServerSpec = {
   async start(options = {}) {
     const programs = nghttpxPrograms();
     if (programs === undefined) throw new Error(`nghttpx or setpriv not found: apt-get install -y ${NGHTTPX_PACKAGE} util-linux`);
-    const port = await freePort();
-    return startForwarder(nghttpxProxySpec, options, (upstreamPort) => {
-      // setpriv: nghttpx cannot load die-with-parent.ts, so the kernel kills it if the runner dies.
-      const child = spawnTracked(
-        programs.setpriv,
-        [
-          "--pdeathsig", "KILL", programs.nghttpx,
-          // Not /etc/nghttpx/nghttpx.conf, whatever the machine has there.
-          "--conf=/dev/null",
-          "--single-process", "--single-thread",
-          `--frontend=127.0.0.1,${port};no-tls`,
-          `--backend=127.0.0.1,${upstreamPort};;proto=h2`,
-          "--no-via", "--no-ocsp",
-          "--errorlog-file=/dev/stderr", "--log-level=WARN",
-        ],
-        { stdio: ["ignore", "ignore", "pipe"] },
-      );
-      // A failed spawn is reported as 'error' (unheard, it would end the runner); the readiness
-      // probe then fails, quoting it.
-      let spawnError = "";
-      child.once("error", (error) => (spawnError = `${error.message}\n`));
-      const tail = tailOf(child);
-      return { child, stderr: () => spawnError + tail(), url: `http://127.0.0.1:${port}` };
-    });
+    // nghttpx takes its port on the command line: one found free a moment before, which another
+    // server starting beside it may take first (it happened in one run of 2026-12-07). Then try another.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startNghttpx(programs, options);
+      } catch (error) {
+        if (attempt === 3 || !String(error).includes("Address already in use")) throw error;
+      }
+    }
   },
 };
+
+/** nghttpx on a free port, forwarding to the shared echo upstream. */
+async function startNghttpx(programs: { nghttpx: string; setpriv: string }, options: StartOptions): Promise<RunningServer> {
+  const port = await freePort();
+  return startForwarder(nghttpxProxySpec, options, (upstreamPort) => {
+    // setpriv: nghttpx cannot load die-with-parent.ts, so the kernel kills it if the runner dies.
+    const child = spawnTracked(
+      programs.setpriv,
+      [
+        "--pdeathsig", "KILL", programs.nghttpx,
+        // Not /etc/nghttpx/nghttpx.conf, whatever the machine has there.
+        "--conf=/dev/null",
+        "--single-process", "--single-thread",
+        `--frontend=127.0.0.1,${port};no-tls`,
+        `--backend=127.0.0.1,${upstreamPort};;proto=h2`,
+        "--no-via", "--no-ocsp",
+        "--errorlog-file=/dev/stderr", "--log-level=WARN",
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    // A failed spawn is reported as 'error' (unheard, it would end the runner); the readiness
+    // probe then fails, quoting it.
+    let spawnError = "";
+    child.once("error", (error) => (spawnError = `${error.message}\n`));
+    const tail = tailOf(child);
+    return { child, stderr: () => spawnError + tail(), url: `http://127.0.0.1:${port}` };
+  });
+}
 
 /** A plain @grpc/grpc-js server of the same implementations; `preload`: a library to LD_PRELOAD into it. */
 function grpcJsServerSpec(id: string, description: string, preload?: () => string | undefined): ServerSpec {

@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installGcFriendlyStreamTables, PendingStreamList, StreamTable } from "../../src/http2/stream-tables.js";
 import { keptSpecimens } from "../../src/ops/shape-specimens.js";
-import { GATEWAY_NODE_FLAGS } from "../../bench/lib/proc.js";
 import { startIsolatedGateway, type IsolatedGateway } from "../support/hostile-gateway.js";
 import { startStreamChurnServer } from "../support/stream-churn-server.js";
 import { startUpstreams, type UpstreamProcess } from "../support/upstream-fleet.js";
@@ -330,7 +329,7 @@ async function oldGenerationCost(readGc: ReadGc, url: string, path: string): Pro
 
 /**
  * The gateway's cost, measured again once if the first window is over the limit. The gateway runs
- * with the node flags it ships with (GATEWAY_NODE_FLAGS: no incremental marking). Started with
+ * with the node flags it ships with (startIsolatedGateway's default: no incremental marking). Started with
  * node's defaults instead, it read 4.0 and 10.1 KB per call in 2 of about 30 full-suite runs
  * (2026-12-06 and 12-07, the second time in both windows of both tests) where every other run
  * read 0.23–0.32, likely from incremental marking cycles promoting the calls in flight. With the
@@ -378,7 +377,7 @@ describe("garbage collection of ended streams", () => {
       const route = { match: "test.upstream.v1.EchoService", target: upstream.address, passthrough: true };
       writeFileSync(configFile, JSON.stringify({ upstreams: { images: [await buildUpstreamImage(dir)], routes: [route] } }));
       // With the node flags it ships with (no incremental marking): see gatewayOldGenerationCost.
-      gateway = await startIsolatedGateway({ GATEWAY_CONFIG_FILE: configFile }, GATEWAY_NODE_FLAGS);
+      gateway = await startIsolatedGateway({ GATEWAY_CONFIG_FILE: configFile });
     });
     afterAll(async () => {
       await gateway?.stop();

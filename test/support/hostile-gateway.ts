@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { GATEWAY_NODE_FLAGS } from "../../bench/lib/proc.js";
 import { forkChildHost } from "./child-host.js";
 import type { HostStats } from "./hostile-gateway-host.js";
 
@@ -27,10 +28,10 @@ export interface IsolatedGateway {
 const RSS_STEADY_BYTES = 1024 * 1024;
 
 /**
- * Start the gateway on 127.0.0.1 and a free port, configured by GATEWAY_* variables; `nodeFlags`
- * are added to node's own (--expose-gc), e.g. the flags the gateway ships with.
+ * Start the gateway on 127.0.0.1 and a free port, configured by GATEWAY_* variables, with the node
+ * flags it ships with unless `nodeFlags` names others (--expose-gc is always added).
  */
-export async function startIsolatedGateway(env: Record<string, string> = {}, nodeFlags: readonly string[] = []): Promise<IsolatedGateway> {
+export async function startIsolatedGateway(env: Record<string, string> = {}, nodeFlags: readonly string[] = GATEWAY_NODE_FLAGS): Promise<IsolatedGateway> {
   const host = await forkChildHost("test/support/hostile-gateway-host.ts", { GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: "0", ...env }, "gateway", nodeFlags);
   const stats = async (options: { gc?: boolean } = {}) => (await host.ask<{ stats: HostStats }>("stats", { gc: options.gc })).stats;
   return {
