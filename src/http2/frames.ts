@@ -299,3 +299,42 @@ export function readSettings(flags: number, streamId: number, payload: Buffer): 
   }
   return settings;
 }
+
+/** A peer's PING frame, checked (RFC 9113 §6.7): whether it acknowledges one of ours. */
+export function readPing(flags: number, streamId: number, payload: Buffer): { ack: boolean } {
+  if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "PING on a stream");
+  if (payload.length !== 8) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "PING of the wrong size");
+  return { ack: (flags & Flag.ACK) !== 0 };
+}
+
+/** A peer's GOAWAY frame, checked (RFC 9113 §6.8): the last stream it took and its error code. */
+export function readGoaway(streamId: number, payload: Buffer): { lastStreamId: number; code: number } {
+  if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream");
+  if (payload.length < 8) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "GOAWAY too short");
+  return { lastStreamId: payload.readUInt32BE(0) & MAX_STREAM_ID, code: payload.readUInt32BE(4) };
+}
+
+/** A peer's RST_STREAM frame, checked (RFC 9113 §6.4): its error code. */
+export function readResetCode(streamId: number, payload: Buffer): number {
+  if (streamId === 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "RST_STREAM on stream 0");
+  if (payload.length !== 4) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM of the wrong size");
+  return payload.readUInt32BE(0);
+}
+
+/**
+ * A peer's WINDOW_UPDATE frame, checked (RFC 9113 §6.9): its increment. An increment of 0 is
+ * left to the caller on a stream (a stream error there) and refused on the connection.
+ */
+export function readWindowIncrement(streamId: number, payload: Buffer): number {
+  if (payload.length !== 4) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong size");
+  const increment = payload.readUInt32BE(0) & MAX_WINDOW_SIZE;
+  if (streamId === 0 && increment === 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
+  return increment;
+}
+
+/** The connection's send window grown by a WINDOW_UPDATE's increment; past 2^31-1 is a connection error. */
+export function grownConnectionWindow(window: number, increment: number): number {
+  const grown = window + increment;
+  if (grown > MAX_WINDOW_SIZE) throw new Http2ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, "connection window above 2^31-1");
+  return grown;
+}

@@ -12,6 +12,7 @@ import type { Logger } from "../ops/logger.js";
 import { duplexPair } from "../http2/duplex-pair.js";
 import { Http2ServerConnection } from "../http2/server/server-connection.js";
 import type { Http2ServerStream } from "../http2/server/server-stream.js";
+import { ResetBucket } from "../http2/reset-bucket.js";
 import { markRelayed, type HttpHandler } from "./http-types.js";
 import { NodeHttp2Relay } from "./node-http2-relay.js";
 
@@ -43,8 +44,6 @@ const RESET_WINDOW_MS = 10_000;
  * default), and it does not see resets of streams that had already ended. Hence the headroom
  * of half the bucket. (nghttp2 stops counting once a GOAWAY is submitted.)
  */
-const NGHTTP2_RESET_BURST = 1000;
-const NGHTTP2_RESET_RATE_PER_SECOND = 33;
 const RESET_BUDGET_HEADROOM = 500;
 
 /** Per connection: streams opened and reset in the current window, and the copy of nghttp2's reset bucket. */
@@ -52,8 +51,7 @@ interface ResetCounts {
   startedAt: number;
   opened: number;
   reset: number;
-  budget: number;
-  budgetSecond: number;
+  nghttp2Bucket: ResetBucket;
 }
 
 /**
@@ -328,7 +326,7 @@ export class SinglePortServer {
     const now = performance.now();
     let window = this.resets.get(session);
     if (!window) {
-      window = { startedAt: now, opened: 0, reset: 0, budget: NGHTTP2_RESET_BURST, budgetSecond: Math.floor(now / 1000) };
+      window = { startedAt: now, opened: 0, reset: 0, nghttp2Bucket: new ResetBucket(now) };
       this.resets.set(session, window);
     } else if (now - window.startedAt > RESET_WINDOW_MS) {
       window.startedAt = now;
@@ -339,7 +337,8 @@ export class SinglePortServer {
       window.opened++;
       return;
     }
-    const budgetLeft = this.spendResetBudget(window, now);
+    window.nghttp2Bucket.take(now);
+    const budgetLeft = window.nghttp2Bucket.left;
     if (budgetLeft <= RESET_BUDGET_HEADROOM && !session.closed) {
       this.options.logger.info({ resetsLeft: budgetLeft }, "http/2 client resets streams faster than nghttp2 allows one connection: closing it gracefully");
       this.closeGracefully(session, this.options.limits.maxConnectionAgeGraceMs ?? 30_000);
@@ -349,17 +348,6 @@ export class SinglePortServer {
       this.options.logger.warn({ resets: window.reset, streams: window.opened }, "http/2 client resets most of its streams: closing the connection");
       session.destroy();
     }
-  }
-
-  /** One reset taken from the connection's copy of nghttp2's reset bucket (refilled per whole second of a monotonic clock, as nghttp2 does); returns what is left. */
-  private spendResetBudget(counts: ResetCounts, monotonicMs: number): number {
-    const second = Math.floor(monotonicMs / 1000);
-    if (second > counts.budgetSecond) {
-      counts.budget = Math.min(NGHTTP2_RESET_BURST, counts.budget + (second - counts.budgetSecond) * NGHTTP2_RESET_RATE_PER_SECOND);
-      counts.budgetSecond = second;
-    }
-    counts.budget = Math.max(0, counts.budget - 1);
-    return counts.budget;
   }
 
   /**

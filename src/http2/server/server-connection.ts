@@ -14,7 +14,12 @@ import {
   FrameType,
   HeaderBlockAssembler,
   headerFrames,
+  grownConnectionWindow,
+  readGoaway,
+  readPing,
+  readResetCode,
   readSettings,
+  readWindowIncrement,
   Http2ConnectionError,
   Http2ErrorCode,
   MAX_STREAM_ID,
@@ -24,6 +29,7 @@ import {
   writeFrameHeader,
 } from "../frames.js";
 import { StreamTable } from "../stream-tables.js";
+import { ResetBucket } from "../reset-bucket.js";
 import { RequestHeaderDecoder, type RequestHead } from "./request-headers.js";
 import { ResponseHeaderEncoder } from "./response-headers.js";
 import { Http2ServerStream, type ServerStreamOwner } from "./server-stream.js";
@@ -60,9 +66,6 @@ const COPIED_PAYLOAD_BYTES = 4 * 1024;
 const MAX_UNREAD_OUTPUT_BYTES = 1024 * 1024;
 /** Frames we owe the client (ACKs, resets) while it is not reading; more is a flood (nghttp2's limit: 1,000). */
 const MAX_QUEUED_CONTROL_FRAMES = 1000;
-/** nghttp2's rapid-reset bucket for Node's server: 1,000 client resets, refilled by 33 a second. */
-const RESET_BURST = 1000;
-const RESET_REFILL_PER_SECOND = 33;
 /** Empty DATA frames (no END_STREAM) a client may send, as nghttp2 counts them, before that is a flood. */
 const MAX_EMPTY_DATA_FRAMES = 1000;
 /** How long a stream answered before its upload ended may go on uploading before it is closed with NO_ERROR. */
@@ -108,8 +111,8 @@ export class Http2ServerConnection implements ServerStreamOwner {
 
   private readonly headerBlock: HeaderBlockAssembler;
 
-  private resetBudget = RESET_BURST;
-  private resetBudgetSecond = 0;
+  /** nghttp2's rapid-reset bucket, which Node's server has: past it the connection is closed. */
+  private readonly resets = new ResetBucket(performance.now());
   private emptyDataFrames = 0;
   private queuedControlFrames = 0;
 
@@ -429,13 +432,12 @@ export class Http2ServerConnection implements ServerStreamOwner {
   }
 
   private onResetFrame(streamId: number, payload: Buffer): void {
-    if (streamId === 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "RST_STREAM on stream 0");
-    if (payload.length !== 4) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM of the wrong size");
+    const code = readResetCode(streamId, payload);
     if (streamId > this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
     const stream = this.streams.get(streamId);
     if (stream === undefined) return;
     this.countReset();
-    this.forget(stream, payload.readUInt32BE(0), !stream.localEnded);
+    this.forget(stream, code, !stream.localEnded);
   }
 
   private onSettingsFrame(flags: number, streamId: number, payload: Buffer): void {
@@ -460,27 +462,21 @@ export class Http2ServerConnection implements ServerStreamOwner {
   }
 
   private onPingFrame(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "PING on a stream");
-    if (payload.length !== 8) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "PING of the wrong size");
-    if ((flags & Flag.ACK) !== 0) return;
+    if (readPing(flags, streamId, payload).ack) return;
     this.writeControl(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
   }
 
   private onGoawayFrame(streamId: number, payload: Buffer): void {
-    if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream");
-    if (payload.length < 8) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "GOAWAY too short");
+    readGoaway(streamId, payload);
     // The client opens no more streams; those open finish, then the connection closes.
     this.peerGoaway = true;
     if (this.streams.size === 0) this.close();
   }
 
   private onWindowUpdateFrame(streamId: number, payload: Buffer): void {
-    if (payload.length !== 4) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong size");
-    const increment = payload.readUInt32BE(0) & MAX_WINDOW_SIZE;
+    const increment = readWindowIncrement(streamId, payload);
     if (streamId === 0) {
-      if (increment === 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
-      this.connectionSendWindow += increment;
-      if (this.connectionSendWindow > MAX_WINDOW_SIZE) throw new Http2ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, "connection window above 2^31-1");
+      this.connectionSendWindow = grownConnectionWindow(this.connectionSendWindow, increment);
       this.sendBlocked();
       return;
     }
@@ -659,14 +655,9 @@ export class Http2ServerConnection implements ServerStreamOwner {
 
   // Limits and endings.
 
-  /** nghttp2's rapid-reset bucket: past it the connection is closed with ENHANCE_YOUR_CALM. */
+  /** A client reset, taken from nghttp2's bucket: past it the connection is closed with ENHANCE_YOUR_CALM. */
   private countReset(): void {
-    const second = Math.floor(Date.now() / 1000);
-    if (second !== this.resetBudgetSecond) {
-      this.resetBudget = Math.min(RESET_BURST, this.resetBudget + (second - this.resetBudgetSecond) * RESET_REFILL_PER_SECOND);
-      this.resetBudgetSecond = second;
-    }
-    if (--this.resetBudget < 0) throw new Http2ConnectionError(Http2ErrorCode.ENHANCE_YOUR_CALM, "too many stream resets");
+    if (!this.resets.take(performance.now())) throw new Http2ConnectionError(Http2ErrorCode.ENHANCE_YOUR_CALM, "too many stream resets");
   }
 
   /** A connection error (RFC 9113 §5.4.1): GOAWAY with `code`, every stream aborted, the socket closed. */

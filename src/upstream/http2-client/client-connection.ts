@@ -19,7 +19,12 @@ import {
   FrameType,
   HeaderBlockAssembler,
   headerFrames,
+  grownConnectionWindow,
+  readGoaway,
+  readPing,
+  readResetCode,
   readSettings,
+  readWindowIncrement,
   Http2ConnectionError,
   Http2ErrorCode,
   MAX_STREAM_ID,
@@ -361,12 +366,10 @@ export class Http2ClientConnection implements StreamOwner {
   }
 
   private onResetFrame(streamId: number, payload: Buffer): void {
-    if (streamId === 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "RST_STREAM on stream 0");
-    if (payload.length !== 4) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM of the wrong size");
+    const code = readResetCode(streamId, payload);
     const stream = this.streams.get(streamId);
     if (stream === undefined) return;
     this.forget(stream);
-    const code = payload.readUInt32BE(0);
     const failure =
       code === Http2ErrorCode.REFUSED_STREAM ? markNotSent(new ConnectError("upstream refused the stream (REFUSED_STREAM)", Code.Unavailable)) : undefined;
     stream.markClosed(code, failure);
@@ -399,9 +402,7 @@ export class Http2ClientConnection implements StreamOwner {
   }
 
   private onPingFrame(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "PING on a stream");
-    if (payload.length !== 8) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "PING of the wrong size");
-    if ((flags & Flag.ACK) !== 0) {
+    if (readPing(flags, streamId, payload).ack) {
       this.pingSentAt = 0;
       return;
     }
@@ -409,10 +410,7 @@ export class Http2ClientConnection implements StreamOwner {
   }
 
   private onGoawayFrame(streamId: number, payload: Buffer): void {
-    if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream");
-    if (payload.length < 8) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "GOAWAY too short");
-    const lastStreamId = payload.readUInt32BE(0) & MAX_STREAM_ID;
-    const code = payload.readUInt32BE(4);
+    const { lastStreamId, code } = readGoaway(streamId, payload);
     this.startDraining(`the upstream closed its connection (GOAWAY, HTTP/2 code ${code})`);
     // Streams above the last one it processed never reached its application: safe to retry.
     for (const stream of [...this.streams.values()]) {
@@ -424,12 +422,9 @@ export class Http2ClientConnection implements StreamOwner {
   }
 
   private onWindowUpdateFrame(streamId: number, payload: Buffer): void {
-    if (payload.length !== 4) throw new Http2ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong size");
-    const increment = payload.readUInt32BE(0) & MAX_WINDOW_SIZE;
+    const increment = readWindowIncrement(streamId, payload);
     if (streamId === 0) {
-      if (increment === 0) throw new Http2ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
-      this.connectionSendWindow += increment;
-      if (this.connectionSendWindow > MAX_WINDOW_SIZE) throw new Http2ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, "connection window above 2^31-1");
+      this.connectionSendWindow = grownConnectionWindow(this.connectionSendWindow, increment);
     } else {
       const stream = this.streams.get(streamId);
       if (stream === undefined) return;
